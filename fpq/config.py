@@ -1,0 +1,232 @@
+"""Typed run configuration: frozen dataclasses, strict loading, saved with every result.
+
+One `RunConfig` describes one training run (an FP teacher or a QAT run of any method).
+`load_config` rejects unknown keys and wrong types with the dotted key named, and every
+range check happens here, before any data is loaded or any model is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+DATASETS = {"cifar10": 10, "cifar100": 100}
+FP_BITS = 32
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _choice(value: str, key: str, allowed) -> None:
+    _require(value in allowed, key, f"{value!r} is not one of {sorted(allowed)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "cifar10"
+    source: str = "torchvision"  # torchvision: download into `root`; npz: read `path`
+    path: str = ""
+    root: str = "data"
+    train_subset: int = 0  # 0 = the whole train split; N = the first N images (quick runs, CI)
+    test_subset: int = 0
+
+    def __post_init__(self) -> None:
+        _choice(self.dataset, "data.dataset", DATASETS)
+        _choice(self.source, "data.source", {"torchvision", "npz"})
+        _require(self.source != "npz" or bool(self.path), "data.path", "required when data.source is 'npz'")
+        _require(self.train_subset >= 0, "data.train_subset", "must be >= 0")
+        _require(self.test_subset >= 0, "data.test_subset", "must be >= 0")
+
+    @property
+    def num_classes(self) -> int:
+        return DATASETS[self.dataset]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    quant_weight_decay: bool = False  # whether step sizes / offsets / PACT alpha get weight decay
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "optim.epochs", f"must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {self.batch_size}")
+        _require(self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
+        _require(0 <= self.momentum < 1, "optim.momentum", f"must be in [0, 1), got {self.momentum}")
+        _require(self.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    w_bits: int = FP_BITS
+    a_bits: int = FP_BITS
+    first_last_bits: int = 8  # first conv and last FC (QDrop convention)
+    calib_images: int = 100  # random training images for min/max calibration
+    sfp_p: float = 0.1  # Eq. 14: per-layer perturbation probability
+    sfp_gate: str = "layer"  # layer: one draw per layer per forward; sample: one per sample
+    sfp_placement: str = "after"  # after / before the activation quantizer
+    csd_lambda: float = 1.0
+    csd_stats: str = "sample"  # sample: per sample over HxW; batch: over BxHxW
+    csd_eps: float = 1e-5
+    kd_temperature: float = 4.0
+    sam_rho: float = 0.05
+
+    def __post_init__(self) -> None:
+        for key in ("w_bits", "a_bits", "first_last_bits"):
+            bits = getattr(self, key)
+            _require(2 <= bits <= 8 or bits == FP_BITS, f"quant.{key}", f"must be in 2..8 (or 32 for float), got {bits}")
+        _require(self.calib_images >= 1, "quant.calib_images", "must be >= 1")
+        _require(0.0 <= self.sfp_p <= 1.0, "quant.sfp_p", f"must be in [0, 1], got {self.sfp_p}")
+        _choice(self.sfp_gate, "quant.sfp_gate", {"layer", "sample"})
+        _choice(self.sfp_placement, "quant.sfp_placement", {"after", "before"})
+        _require(self.csd_lambda >= 0, "quant.csd_lambda", "must be >= 0")
+        _choice(self.csd_stats, "quant.csd_stats", {"sample", "batch"})
+        _require(self.csd_eps > 0, "quant.csd_eps", "must be > 0")
+        _require(self.kd_temperature > 0, "quant.kd_temperature", "must be > 0")
+        _require(self.sam_rho > 0, "quant.sam_rho", "must be > 0")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    bf16: bool = False  # student forward under bf16 autocast (CUDA only)
+    teacher_bf16: bool = False  # frozen teacher forward in bf16 (CUDA only)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile of the student (CUDA only)
+    fused_quant: bool = True  # one autograd function per fake quantizer instead of an op chain
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.device == "auto" or self.device.split(":")[0] in {"cpu", "cuda"},
+                 "runtime.device", f"{self.device!r} is not auto, cpu or cuda[:N]")
+        _require(self.threads >= 0, "runtime.threads", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class HessianConfig:
+    every: int = 0  # measure the trace every k epochs during QAT (0 = off); Fig. 5 trajectory
+    probes: int = 16
+    batches: int = 1
+    batch_size: int = 256
+    seed: int = 1234  # fixed batch set and probes, independent of the run seed
+
+    def __post_init__(self) -> None:
+        _require(self.every >= 0, "hessian.every", "must be >= 0")
+        _require(self.probes >= 2, "hessian.probes", "must be >= 2 (a standard error needs two)")
+        _require(self.batches >= 1, "hessian.batches", "must be >= 1")
+        _require(self.batch_size >= 1, "hessian.batch_size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    arch: str
+    method: str = "fp"
+    seed: int = 0
+    run_id: str = ""
+    teacher: str = ""  # path of the FP teacher's model.pt (required by every QAT method)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    hessian: HessianConfig = field(default_factory=HessianConfig)
+
+    def __post_init__(self) -> None:
+        from fpq.methods import METHODS
+        from fpq.models import MODELS
+
+        _choice(self.arch, "arch", MODELS)
+        _choice(self.method, "method", METHODS)
+        _require(self.seed >= 0, "seed", "must be >= 0")
+        spec = METHODS[self.method]
+        if spec.quantizer is None:
+            _require(self.quant.w_bits == FP_BITS and self.quant.a_bits == FP_BITS, "quant.w_bits",
+                     f"method {self.method!r} trains a float model; w_bits/a_bits must be 32")
+        else:
+            _require(bool(self.teacher), "teacher", f"method {self.method!r} needs an FP teacher checkpoint")
+
+    @property
+    def is_qat(self) -> bool:
+        from fpq.methods import METHODS
+
+        return METHODS[self.method].quantizer is not None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        _require(isinstance(value, dict), key, f"expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+    _require(ok, key, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass `cls` from a plain dict; unknown keys and wrong types raise ConfigError."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+            raise ConfigError(f"{prefix}{key}: unknown key{hint}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required field is missing
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {err}") from None
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def load_config(source: str | Path | dict) -> RunConfig:
+    """RunConfig from a YAML/JSON file path or an already-parsed dict."""
+    if isinstance(source, dict):
+        return from_dict(RunConfig, source)
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} does not hold a mapping")
+    return from_dict(RunConfig, data)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+def with_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `a.b=value` overrides (value parsed as YAML) to a nested config dict."""
+    out = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        _require(bool(sep), item, "override must look like key=value")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out

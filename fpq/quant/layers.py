@@ -1,0 +1,58 @@
+"""Quantized conv/linear: activation quantizer on the input, weight quantizer on the weight.
+
+Both subclass their float layer, so `CifarModel.conv_layers()` still lists them in order.
+`perturb` (SFP, fpq/perturb.py) is a slot on the conv: empty for every method but SFP's.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class _QuantMixin:
+    w_quant: nn.Module
+    a_quant: nn.Module
+    perturb: nn.Module | None
+
+    def _init_quant(self, w_quant: nn.Module, a_quant: nn.Module) -> None:
+        self.w_quant, self.a_quant, self.perturb = w_quant, a_quant, None
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.perturb is None:
+            return self.a_quant(x)
+        return self.perturb(x, self.a_quant)
+
+    @classmethod
+    def _copy_float(cls, layer: nn.Module, new: nn.Module) -> nn.Module:
+        with torch.no_grad():
+            new.weight.copy_(layer.weight)
+            if layer.bias is not None:
+                new.bias.copy_(layer.bias)
+        return new.to(layer.weight.device).train(layer.training)
+
+
+class QuantConv2d(_QuantMixin, nn.Conv2d):
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, w_quant: nn.Module, a_quant: nn.Module) -> "QuantConv2d":
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                  conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
+        new._init_quant(w_quant, a_quant)
+        return cls._copy_float(conv, new)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self.quantize_input(x), self.w_quant(self.weight), self.bias)
+
+
+class QuantLinear(_QuantMixin, nn.Linear):
+    @classmethod
+    def from_float(cls, linear: nn.Linear, w_quant: nn.Module, a_quant: nn.Module) -> "QuantLinear":
+        new = cls(linear.in_features, linear.out_features, linear.bias is not None)
+        new._init_quant(w_quant, a_quant)
+        return cls._copy_float(linear, new)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.quantize_input(x), self.w_quant(self.weight), self.bias)
+
+
+QUANT_LAYERS = (QuantConv2d, QuantLinear)

@@ -1,0 +1,263 @@
+"""One training run, top to bottom: FP teacher or QAT of any registered method.
+
+Per epoch: train, evaluate on the test set, (optionally) measure the Hessian trace, checkpoint
+atomically. A rerun in the same folder resumes from the last checkpoint of the same config;
+on CPU the resumed run ends bitwise equal to an uninterrupted one. `metrics.json` is written
+last: its presence means the run finished.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fpq.build import load_teacher, resolve_device, save_model, skeleton
+from fpq.config import RunConfig, dump_config, to_dict
+from fpq.data import DeviceLoader, load_arrays
+from fpq.hessian import hutchinson_trace
+from fpq.io import load_torch, read_json, save_torch, write_json
+from fpq.methods import METHODS
+from fpq.objective import Objective, autocast_bf16
+from fpq.perturb import attach_sfp
+from fpq.provenance import provenance
+from fpq.quant import calibrate, quantizer_parameters
+from fpq.seed import rng_state, seed_everything, set_rng_state
+
+CHECKPOINT, MODEL, METRICS, FAILED = "checkpoint.pt", "model.pt", "metrics.json", "failed.json"
+
+
+class DivergenceError(RuntimeError):
+    """The loss or accuracy became NaN or infinite."""
+
+
+@dataclass
+class RunState:
+    epoch: int = 0  # epochs completed
+    history: list = field(default_factory=list)
+    hessian: list = field(default_factory=list)
+    elapsed: float = 0.0  # training seconds before this process
+
+
+def config_hash(cfg: RunConfig) -> str:
+    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
+
+
+def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
+    """Float model (teacher stage), or the teacher's copy made quantized and calibrated."""
+    student = skeleton(cfg).to(device)
+    teacher = None
+    if cfg.is_qat:
+        teacher = load_teacher(cfg, device)
+        float_state = {k: v for k, v in teacher.state_dict().items()}
+        missing, _ = student.load_state_dict(float_state, strict=False)
+        if any(not _is_quantizer_key(k) for k in missing):
+            raise RuntimeError(f"teacher weights do not cover the student: {missing[:5]}")
+        images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
+        calibrate(student, images)
+        if METHODS[cfg.method].sfp:
+            attach_sfp(student, cfg.quant.sfp_p, cfg.quant.sfp_gate, cfg.quant.sfp_placement)
+    if cfg.runtime.channels_last:
+        student = student.to(memory_format=torch.channels_last)
+        teacher = teacher.to(memory_format=torch.channels_last) if teacher is not None else None
+    return student, teacher
+
+
+def _is_quantizer_key(key: str) -> bool:
+    return any(part in key for part in ("w_quant.", "a_quant."))
+
+
+def make_optimizer(cfg: RunConfig, model: nn.Module):
+    """SGD + per-epoch cosine; quantizer parameters get weight decay only if asked."""
+    quant = {id(p) for p in quantizer_parameters(model)}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in quant]}]
+    if quant:
+        wd = cfg.optim.weight_decay if cfg.optim.quant_weight_decay else 0.0
+        groups.append({"params": [p for p in model.parameters() if id(p) in quant], "weight_decay": wd})
+    opt = torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.optim.epochs)
+
+
+def sam_step(objective: Objective, params: list[nn.Parameter], x, y, rho: float):
+    """SAM (Foret et al.): gradient at w + rho*g/||g||, applied at w. Two passes per step."""
+    loss, logits = objective(x, y)
+    loss.backward()
+    with torch.no_grad():
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        shifts = [(p, p.grad * (rho / (norm + 1e-12))) for p in params if p.grad is not None]
+        for p, e in shifts:
+            p.add_(e)
+    for p in params:
+        p.grad = None
+    objective(x, y)[0].backward()
+    with torch.no_grad():
+        for p, e in shifts:
+            p.sub_(e)
+    return loss, logits
+
+
+def train_epoch(cfg: RunConfig, model, objective, optimizer, loader: DeviceLoader, epoch: int) -> dict:
+    model.train()
+    sam = METHODS[cfg.method].sam
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), device=loader.device, dtype=torch.long)
+    for x, y in loader.epoch(epoch):
+        optimizer.zero_grad(set_to_none=True)
+        if sam:
+            loss, logits = sam_step(objective, params, x, y, cfg.quant.sam_rho)
+        else:
+            loss, logits = objective(x, y)
+            loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * y.shape[0]  # no .item() per batch: no host sync in the step
+        correct += (logits.detach().argmax(1) == y).sum()
+    n = loader.num_images
+    return {"train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
+
+
+@torch.no_grad()
+def evaluate(model, loader: DeviceLoader, bf16: bool = False) -> dict:
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), device=loader.device, dtype=torch.long)
+    for x, y in loader.epoch():
+        with autocast_bf16(x, bf16):
+            logits = model(x).float()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    n = loader.num_images
+    return {"test_loss": loss_sum.item() / n, "test_acc": 100.0 * correct.item() / n}
+
+
+def hessian_batches(cfg: RunConfig, loader: DeviceLoader):
+    h = cfg.hessian
+    x, y = loader.sample(h.batches * h.batch_size, seed=h.seed)
+    return [(x[i:i + h.batch_size], y[i:i + h.batch_size]) for i in range(0, x.shape[0], h.batch_size)]
+
+
+def measure_trace(cfg: RunConfig, model, batches, epoch: int) -> dict:
+    est = hutchinson_trace(model, batches, probes=cfg.hessian.probes, seed=cfg.hessian.seed)
+    return {"epoch": epoch, **est.as_dict()}
+
+
+def resume(out: Path, cfg: RunConfig, model, optimizer, scheduler) -> RunState:
+    path = out / CHECKPOINT
+    if not path.exists():
+        return RunState()
+    ckpt = load_torch(path)
+    if ckpt.get("config_hash") != config_hash(cfg):
+        log(cfg, f"checkpoint {path} belongs to another config; starting over")
+        return RunState()
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    log(cfg, f"resuming after epoch {ckpt['epoch']}")
+    return RunState(ckpt["epoch"], ckpt["history"], ckpt["hessian"], ckpt["elapsed"])
+
+
+def save_checkpoint(out: Path, cfg: RunConfig, state: RunState, model, optimizer, scheduler) -> None:
+    save_torch(out / CHECKPOINT, {
+        "config_hash": config_hash(cfg), "epoch": state.epoch, "history": state.history,
+        "hessian": state.hessian, "elapsed": state.elapsed, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()})
+
+
+def log(cfg: RunConfig, message: str) -> None:
+    if cfg.runtime.progress:
+        print(f"[{cfg.run_id or cfg.method}] {message}", file=sys.stderr, flush=True)
+
+
+def check_finite(cfg: RunConfig, row: dict) -> None:
+    bad = {k: v for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        raise DivergenceError(f"run {cfg.run_id or cfg.method} diverged at epoch {row['epoch']}: {bad}")
+
+
+def progress_line(cfg: RunConfig, row: dict, images: int, remaining: int) -> str:
+    rate = images / row["epoch_time"]
+    eta = remaining * row["epoch_time"]
+    return (f"epoch {row['epoch']}/{cfg.optim.epochs} loss {row['train_loss']:.4f} "
+            f"train {row['train_acc']:.2f}% test {row['test_acc']:.2f}% | {rate:,.0f} img/s | "
+            f"{row['epoch_time']:.1f}s/epoch | ETA {eta / 60:.1f} min")
+
+
+def run(cfg: RunConfig, out: str | Path) -> dict:
+    """Train `cfg` in folder `out` (resuming if a checkpoint is there); returns the metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    device = resolve_device(cfg.runtime.device)
+    seed_everything(cfg.seed)
+    data = load_arrays(cfg.data)
+    cl = cfg.runtime.channels_last
+    train_loader = DeviceLoader(data.x_train, data.y_train, cfg.data.dataset, cfg.optim.batch_size, device,
+                                train=True, seed=cfg.seed, channels_last=cl)
+    test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
+                               channels_last=cl)
+    model, teacher = build_student(cfg, train_loader, device)
+    forward = torch.compile(model) if cfg.runtime.compile and device.type == "cuda" else model
+    objective = Objective(METHODS[cfg.method], cfg.quant, model, teacher, forward, cfg.runtime.bf16,
+                          cfg.runtime.teacher_bf16)
+    optimizer, scheduler = make_optimizer(cfg, model)
+    state = resume(out, cfg, model, optimizer, scheduler)
+    batches = hessian_batches(cfg, train_loader) if cfg.is_qat and cfg.hessian.every else None
+    if batches and state.epoch == 0 and not state.hessian:
+        state.hessian.append(measure_trace(cfg, model, batches, 0))
+    started = time.time()
+    for epoch in range(state.epoch, cfg.optim.epochs):
+        t0 = time.time()
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        row.update(train_epoch(cfg, model, objective, optimizer, train_loader, epoch))
+        row["epoch_time"] = time.time() - t0
+        row.update(evaluate(model, test_loader, cfg.runtime.bf16))
+        check_finite(cfg, row)
+        scheduler.step()
+        if batches and ((epoch + 1) % cfg.hessian.every == 0 or epoch + 1 == cfg.optim.epochs):
+            state.hessian.append(measure_trace(cfg, model, batches, epoch + 1))
+        state.history.append(row)
+        state.epoch = epoch + 1
+        state.elapsed += time.time() - t0
+        save_checkpoint(out, cfg, state, model, optimizer, scheduler)
+        log(cfg, progress_line(cfg, row, train_loader.num_images, cfg.optim.epochs - epoch - 1))
+    save_model(out / MODEL, model, cfg)
+    metrics = assemble_metrics(cfg, state, device, time.time() - started)
+    write_json(out / METRICS, metrics)
+    (out / FAILED).unlink(missing_ok=True)
+    return metrics
+
+
+def assemble_metrics(cfg: RunConfig, state: RunState, device: torch.device, wall_this_process: float) -> dict:
+    final = state.history[-1]
+    best = max(state.history, key=lambda r: r["test_acc"])
+    return {
+        "run_id": cfg.run_id, "stage": "qat" if cfg.is_qat else "teacher", "method": cfg.method,
+        "arch": cfg.arch, "dataset": cfg.data.dataset, "w_bits": cfg.quant.w_bits, "a_bits": cfg.quant.a_bits,
+        "seed": cfg.seed, "epochs": cfg.optim.epochs,
+        "final": {"top1": final["test_acc"], "test_loss": final["test_loss"], "epoch": final["epoch"]},
+        "best": {"top1": best["test_acc"], "epoch": best["epoch"], "label": "best epoch (not the reported number)"},
+        "history": state.history, "hessian_trajectory": state.hessian,
+        "wall_time_s": state.elapsed, "wall_time_this_process_s": wall_this_process,
+        "config": to_dict(cfg), **provenance(cfg.runtime, device),
+    }
+
+
+def record_failure(out: str | Path, cfg: RunConfig, err: BaseException) -> None:
+    """A failed run leaves failed.json (never metrics.json), so tables mark the cell as failed."""
+    write_json(Path(out) / FAILED, {"run_id": cfg.run_id, "error": f"{type(err).__name__}: {err}",
+                                    "config": to_dict(cfg)})
+
+
+def read_metrics(out: str | Path) -> dict | None:
+    path = Path(out) / METRICS
+    return read_json(path) if path.is_file() else None
