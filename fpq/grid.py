@@ -96,11 +96,6 @@ def expand(config: dict) -> dict[str, Run]:
     return dict(sorted(runs.items(), key=lambda kv: kv[1].teacher_id is not None))
 
 
-def selected(runs: dict[str, Run], methods: list[str]) -> list[str]:
-    """Ids of the runs whose method is in `methods` ('fp' selects the teachers)."""
-    return [rid for rid, run in runs.items() if run.config.method in methods]
-
-
 def load_workflow_config(path: str | Path, overrides: dict | None = None) -> dict:
     """Read a workflow config and validate it against the workflow's JSON schema (defaults filled)."""
     config = yaml.safe_load(Path(path).read_text())
@@ -137,3 +132,32 @@ def _defaulting_validator():
         yield from check_properties(validator, props, instance, schema)
 
     return jsonschema.validators.extend(base, {"properties": properties})
+
+
+def final_measurements(config: dict, runs: dict[str, Run]) -> tuple[list[str], list[str]]:
+    """Ids of the runs that get the final Hessian measurement and the output-variance probe.
+
+    Only the main-table p of SFP methods is measured (the p sweep is about accuracy).
+    """
+    main_p = config["quant"]["sfp_p"]
+
+    def pick(methods: list[str]) -> list[str]:
+        return [rid for rid, run in runs.items() if run.config.method in methods
+                and (not METHODS[run.config.method].sfp or run.config.quant.sfp_p == main_p)]
+
+    return pick(config["hessian"]["methods"]), pick(config["variance"]["methods"])
+
+
+RUN_ID = re.compile(r"^(?P<arch>[a-z0-9]+)_(?P<dataset>cifar10|cifar100)_(?:w(?P<w_bits>[2-8])a(?P<a_bits>[2-8])_)?"
+                    r"(?P<method>[a-z+]+)(?:_p(?P<p>[0-9.]+))?_s(?P<seed>\d+)$")
+
+
+def parse_run_id(run_id: str) -> dict | None:
+    """The cell of a run id made by teacher_id/qat_id; None for anything else."""
+    match = RUN_ID.match(run_id)
+    if not match:
+        return None
+    d = match.groupdict()
+    return {"arch": d["arch"], "dataset": d["dataset"], "method": d["method"], "seed": int(d["seed"]),
+            "w_bits": int(d["w_bits"] or 32), "a_bits": int(d["a_bits"] or 32),
+            "p": float(d["p"]) if d["p"] is not None else None}

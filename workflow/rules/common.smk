@@ -1,0 +1,32 @@
+# The run grid, expanded once by fpq.grid (validated: a bad value stops here, before any job).
+import json
+import re
+
+from fpq.budget import load_timings, run_seconds
+from fpq.config import to_dict
+from fpq.grid import expand as expand_runs, final_measurements
+
+RUNS = expand_runs(config)
+RESULTS = config["results"]
+TEACHER_IDS = [rid for rid, run in RUNS.items() if run.teacher_id is None]
+QAT_IDS = [rid for rid, run in RUNS.items() if run.teacher_id is not None]
+HESSIAN_IDS, VARIANCE_IDS = final_measurements(config, RUNS)
+TIMINGS = load_timings("config/epoch_seconds.yaml")
+
+
+def id_pattern(ids):
+    return "|".join(re.escape(i) for i in ids) or "(?!)"
+
+
+def run_config_json(wildcards):
+    """The run's resolved RunConfig: a params value, so changing it reruns exactly that run."""
+    return json.dumps(to_dict(RUNS[wildcards.run].config), sort_keys=True)
+
+
+def runtime_minutes(wildcards, attempt):
+    """SLURM runtime from config/epoch_seconds.yaml, doubled per retry, at least 10 minutes."""
+    return max(10, int(run_seconds(RUNS[wildcards.run].config, TIMINGS) / 60 * 1.5 * attempt))
+
+
+def run_file(name):
+    return f"{RESULTS}/runs/{{run}}/{name}"

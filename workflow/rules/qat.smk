@@ -1,0 +1,25 @@
+# Stage 2: every QAT cell (baselines, FPQ, ablation, p sweep, SAM), from its teacher.
+
+
+rule train_qat:
+    input:
+        teacher=lambda wc: f"{RESULTS}/runs/{RUNS[wc.run].teacher_id}/model.pt",
+    output:
+        model=run_file("model.pt"),
+        metrics=run_file("metrics.json"),
+    wildcard_constraints:
+        run=id_pattern(QAT_IDS),
+    params:
+        cfg=run_config_json,
+        out=run_file(""),
+    log:
+        run_file("train.log"),
+    benchmark:
+        run_file("train.benchmark.tsv")
+    threads: max(1, config["runtime"]["threads"])
+    resources:
+        gpu=1,
+        runtime=runtime_minutes,
+        mem_mb=16000,
+    shell:
+        "fpq qat --config-json {params.cfg:q} --set runtime.threads={threads} --out {params.out} > {log} 2>&1"

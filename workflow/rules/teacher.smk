@@ -1,0 +1,23 @@
+# Stage 1: one FP teacher per (dataset, arch, seed); it initializes and teaches every QAT cell.
+
+
+rule train_teacher:
+    output:
+        model=run_file("model.pt"),
+        metrics=run_file("metrics.json"),
+    wildcard_constraints:
+        run=id_pattern(TEACHER_IDS),
+    params:
+        cfg=run_config_json,
+        out=run_file(""),
+    log:
+        run_file("train.log"),
+    benchmark:
+        run_file("train.benchmark.tsv")
+    threads: max(1, config["runtime"]["threads"])
+    resources:
+        gpu=1,
+        runtime=runtime_minutes,
+        mem_mb=16000,
+    shell:
+        "fpq pretrain --config-json {params.cfg:q} --set runtime.threads={threads} --out {params.out} > {log} 2>&1"
