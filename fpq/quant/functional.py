@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from fpq.quant.ste import round_ste, scale_grad
+from fpq.quant.ste import clip_ste, round_ste, scale_grad
 
 
 def fake_quant_reference(x, step, offset, qmax: int, grad_scale: float):
     s = scale_grad(step, grad_scale)
-    x_int = torch.clamp(round_ste(x / s) + offset, 0, qmax)
+    v = x / s
+    x_int = clip_ste(round_ste(v) + offset, v + offset, qmax)
     return (x_int - offset) * s
 
 
@@ -30,14 +31,15 @@ class _FusedLsq(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, step, offset = ctx.saved_tensors
-        v = x / step
-        r = torch.round(v)
-        shifted = r.detach() + offset
-        below, above = shifted < 0, shifted > ctx.qmax
-        inside = ~(below | above)
+        with torch.no_grad():
+            # Under the STE, d x_hat/d s is locally constant in x and s (round passes gradient 1,
+            # so round(v) - v has zero derivative): compute it as a constant.
+            v = x / step
+            r = torch.round(v)
+            below, above = v + offset <= 0, v + offset >= ctx.qmax  # LSQ's clip region (unrounded)
+            inside = ~(below | above)
+            ds = torch.where(inside, r - v, torch.where(below, -offset, ctx.qmax - offset))
         grad_x = grad * inside
-        # d x_hat / d s: round(v) - v inside the range, the clamped level (0 or qmax) minus z outside.
-        ds = torch.where(inside, r - v, torch.where(below, -offset, ctx.qmax - offset))
         grad_step = (grad * ds).sum_to_size(step.shape) * ctx.grad_scale
         return grad_x, grad_step, None, None, None
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fpq.quant.functional import fake_quant_fused, fake_quant_reference
-from fpq.quant.ste import int_range, round_ste, scale_grad
+from fpq.quant.ste import clip_ste, int_range, round_ste, scale_grad
 
 
 class Quantizer(nn.Module):
@@ -104,8 +104,8 @@ class LsqPlusQuantizer(LsqQuantizer):
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         g = self.grad_scale(x)
         s, z = scale_grad(self.step, g), scale_grad(self.offset, g)
-        x_int = torch.clamp(round_ste(x / s + z), 0, self.qmax)
-        return (x_int - z) * s
+        shifted = x / s + z
+        return (clip_ste(round_ste(shifted), shifted, self.qmax) - z) * s
 
 
 class MinMaxWeightQuantizer(Quantizer):

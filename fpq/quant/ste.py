@@ -13,13 +13,30 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     >>> round_ste(torch.tensor([0.4, 0.6, 2.5])).tolist()
     [0.0, 1.0, 2.0]
     """
-    return x + (torch.round(x) - x).detach()
+    # (x - x.detach()) is exactly 0, so the value is exactly round(x); x + (round(x) - x).detach()
+    # would carry a float error and could land just past a clip bound.
+    return (x - x.detach()) + torch.round(x).detach()
 
 
 def scale_grad(x: torch.Tensor, g: float) -> torch.Tensor:
     """Value of x, gradient multiplied by g (LSQ's step-size gradient scale)."""
     y = x * g
-    return (x - y).detach() + y
+    return x.detach() + (y - y.detach())  # value exactly x
+
+
+def clip_ste(q: torch.Tensor, unrounded: torch.Tensor, qmax: int) -> torch.Tensor:
+    """clip(q, 0, qmax) in value; gradient passes where 0 < unrounded < qmax, LSQ's region.
+
+    LSQ (Esser et al., Eq. 3) decides "clipped" on the unrounded v/s: an input that rounds onto
+    the end level from inside still gets the straight-through gradient. (torch.clamp's gradient
+    is zero at the bound itself, which would wrongly treat every end-level input as clipped.)
+
+    >>> q = torch.tensor([-1.0, 0.0, 3.0, 3.0]); u = torch.tensor([-0.7, 0.2, 2.8, 3.2])
+    >>> clip_ste(q, u, 3).tolist()
+    [0.0, 0.0, 3.0, 3.0]
+    """
+    inside = (unrounded > 0) & (unrounded < qmax)
+    return torch.where(inside.detach(), q, q.clamp(0, qmax).detach())
 
 
 def int_range(bits: int) -> tuple[int, int]:

@@ -1,0 +1,77 @@
+"""Shared fixtures: the real mini CIFAR-10 subset, tiny synthetic archives, a short-trained teacher."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+MINI_NPZ = Path(os.environ.get("FPQ_MINI_NPZ", REPO.parent / "shared" / "data" / "cifar10-mini.npz"))
+
+
+@pytest.fixture(scope="session")
+def mini_npz() -> Path:
+    if not MINI_NPZ.is_file():
+        pytest.skip(f"the mini CIFAR-10 subset is not at {MINI_NPZ} (set FPQ_MINI_NPZ)")
+    return MINI_NPZ
+
+
+def make_arrays(n_train: int = 40, n_test: int = 20, classes: int = 10, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
+            "y_train": np.arange(n_train) % classes,
+            "x_test": rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
+            "y_test": np.arange(n_test) % classes}
+
+
+@pytest.fixture
+def tiny_npz(tmp_path) -> Path:
+    path = tmp_path / "tiny.npz"
+    np.savez(path, **make_arrays())
+    return path
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def teacher_config(npz: Path, epochs: int = 1, train: int = 500, test: int = 200, **extra) -> dict:
+    return {"arch": "resnet20", "method": "fp", "seed": 0, "run_id": "teacher",
+            "data": {"source": "npz", "path": str(npz), "train_subset": train, "test_subset": test},
+            "optim": {"epochs": epochs, "lr": 0.1, "batch_size": 128},
+            "runtime": {"device": "cpu", "threads": 2, "progress": False}, **extra}
+
+
+def qat_config(npz: Path, teacher: Path, method: str = "lsq", bits=(4, 4), epochs: int = 1, train: int = 500,
+               test: int = 200, **quant) -> dict:
+    return {"arch": "resnet20", "method": method, "seed": 0, "run_id": f"qat_{method}", "teacher": str(teacher),
+            "data": {"source": "npz", "path": str(npz), "train_subset": train, "test_subset": test},
+            "optim": {"epochs": epochs, "lr": 0.01, "batch_size": 128},
+            "quant": {"w_bits": bits[0], "a_bits": bits[1], "calib_images": 32, **quant},
+            "runtime": {"device": "cpu", "threads": 2, "progress": False}}
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(tmp_path_factory, mini_npz) -> Path:
+    """ResNet-20 trained 8 epochs on 2,500 real mini-CIFAR-10 images (about a minute on 2 cores)."""
+    from fpq.config import load_config
+    from fpq.train import run
+
+    out = tmp_path_factory.mktemp("teacher")
+    run(load_config(teacher_config(mini_npz, epochs=8, train=2500, test=1000)), out)
+    return out / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def quick_teacher(tmp_path_factory, mini_npz) -> Path:
+    """One epoch on 500 images: a valid teacher file for plumbing tests."""
+    from fpq.config import load_config
+    from fpq.train import run
+
+    out = tmp_path_factory.mktemp("quick_teacher")
+    run(load_config(teacher_config(mini_npz, epochs=1)), out)
+    return out / "model.pt"

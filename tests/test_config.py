@@ -1,0 +1,87 @@
+import pytest
+
+from fpq.config import ConfigError, RunConfig, dump_config, load_config, to_dict, with_overrides
+
+
+def base(**extra) -> dict:
+    return {"arch": "resnet20", "method": "lsq", "teacher": "t.pt", "quant": {"w_bits": 4, "a_bits": 4}, **extra}
+
+
+def test_defaults_follow_the_paper():
+    cfg = load_config(base())
+    assert (cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.batch_size) == (0.9, 5e-4, 256)
+    assert cfg.quant.sfp_p == 0.1 and cfg.quant.csd_lambda == 1.0 and cfg.quant.csd_eps == 1e-5
+    assert cfg.quant.first_last_bits == 8 and cfg.quant.calib_images == 100
+    assert cfg.quant.kd_temperature == 4.0 and cfg.quant.sam_rho == 0.05
+
+
+def test_round_trip_through_dict():
+    cfg = load_config(base(seed=3))
+    assert load_config(to_dict(cfg)) == cfg
+    assert '"seed": 3' in dump_config(cfg)
+
+
+def test_yaml_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("arch: resnet18\nmethod: fp\noptim: {epochs: 3, lr: 0.1}\n")
+    cfg = load_config(path)
+    assert cfg.arch == "resnet18" and cfg.optim.epochs == 3 and isinstance(cfg, RunConfig)
+
+
+@pytest.mark.parametrize("data, key", [
+    (base(quant={"w_bit": 4}), "quant.w_bit: unknown key (did you mean 'quant.w_bits'?)"),
+    (base(optimizer={}), "optimizer: unknown key"),
+    (base(optim={"epochs": "ten"}), "optim.epochs: expected int"),
+    (base(optim={"epochs": True}), "optim.epochs: expected int"),
+    (base(optim={"lr": "fast"}), "optim.lr: expected float"),
+    (base(quant=[]), "quant: expected a mapping"),
+])
+def test_unknown_keys_and_wrong_types_name_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(data)
+    assert key in str(err.value)
+
+
+def test_int_is_accepted_for_float():
+    assert load_config(base(optim={"lr": 1})).optim.lr == 1.0
+
+
+@pytest.mark.parametrize("bits", [1, 9, 16])
+def test_bits_outside_2_to_8_are_refused(bits):
+    with pytest.raises(ConfigError, match="quant.w_bits: must be in 2..8"):
+        load_config(base(quant={"w_bits": bits, "a_bits": 4}))
+    with pytest.raises(ConfigError, match="quant.a_bits: must be in 2..8"):
+        load_config(base(quant={"w_bits": 4, "a_bits": bits}))
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_p_outside_unit_interval(p):
+    with pytest.raises(ConfigError, match=r"quant.sfp_p: must be in \[0, 1\]"):
+        load_config(base(quant={"sfp_p": p}))
+
+
+@pytest.mark.parametrize("data, key", [
+    (base(arch="vgg16"), "arch: 'vgg16' is not one of"),
+    (base(method="dorefa"), "method: 'dorefa' is not one of"),
+    (base(data={"dataset": "imagenet"}), "data.dataset: 'imagenet'"),
+    (base(data={"source": "npz"}), "data.path: required"),
+    (base(optim={"epochs": -1}), "optim.epochs: must be >= 1"),
+    (base(optim={"lr": -0.1}), "optim.lr: must be > 0"),
+    (base(optim={"weight_decay": -1.0}), "optim.weight_decay"),
+    (base(teacher=""), "teacher: method 'lsq' needs an FP teacher"),
+    ({"arch": "resnet20", "method": "fp", "quant": {"w_bits": 4}}, "w_bits/a_bits must be 32"),
+    (base(runtime={"device": "tpu"}), "runtime.device"),
+    ({"method": "fp"}, "RunConfig"),
+])
+def test_out_of_range_values_name_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(data)
+    assert key in str(err.value)
+
+
+def test_overrides_parse_yaml_values():
+    out = with_overrides(base(), ["optim.epochs=5", "quant.sfp_p=0.3", "runtime.bf16=true"])
+    cfg = load_config(out)
+    assert cfg.optim.epochs == 5 and cfg.quant.sfp_p == 0.3 and cfg.runtime.bf16 is True
+    with pytest.raises(ConfigError, match="key=value"):
+        with_overrides(base(), ["optim.epochs"])
