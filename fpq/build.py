@@ -36,25 +36,38 @@ def save_model(path: str | Path, model: nn.Module, cfg: RunConfig) -> Path:
     return save_torch(path, {"config": to_dict(cfg), "state_dict": model.state_dict()})
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[CifarModel, RunConfig]:
-    """A saved model.pt of any run, rebuilt from the config stored beside its weights."""
+def read_model_file(path: str | Path) -> tuple[dict, RunConfig]:
     blob = load_torch(path, "model file")
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise CheckpointError(f"model file {path} is not an fpq model (no config/state_dict)")
-    cfg = load_config(blob["config"])
+    return blob, load_config(blob["config"])
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu",
+               expect: RunConfig | None = None) -> tuple[CifarModel, RunConfig]:
+    """A saved model.pt of any run, rebuilt from the config stored beside its weights."""
+    blob, cfg = read_model_file(path)
+    if expect is not None:
+        _check_teacher_fits(path, cfg, expect)
     model = skeleton(cfg)
-    model.load_state_dict(blob["state_dict"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"model file {path} does not match its own config: {str(err)[:300]}") from None
     return model.to(device), cfg
 
 
-def load_teacher(cfg: RunConfig, device: torch.device) -> CifarModel:
-    """The FP teacher of a QAT run; refuses one of another arch, dataset or a non-FP run."""
-    teacher, tcfg = load_model(cfg.teacher, device)
+def _check_teacher_fits(path, tcfg: RunConfig, cfg: RunConfig) -> None:
     mismatches = [f"{key} {got!r} != {want!r}" for key, got, want in (
         ("arch", tcfg.arch, cfg.arch), ("dataset", tcfg.data.dataset, cfg.data.dataset),
         ("method", tcfg.method, "fp")) if got != want]
     if mismatches:
-        raise CheckpointError(f"teacher {cfg.teacher} does not fit this run: {', '.join(mismatches)}")
+        raise CheckpointError(f"teacher {path} does not fit this run: {', '.join(mismatches)}")
+
+
+def load_teacher(cfg: RunConfig, device: torch.device) -> CifarModel:
+    """The FP teacher of a QAT run, frozen; refuses one of another arch, dataset or a non-FP run."""
+    teacher, _ = load_model(cfg.teacher, device, expect=cfg)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
