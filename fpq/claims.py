@@ -92,7 +92,7 @@ def psweep_rows(runs) -> list[list]:
 def _md_table(header: list[str], rows: list[list]) -> str:
     if not rows:
         return "No runs for this claim in the results.\n"
-    return pd.DataFrame(rows, columns=header).to_markdown(index=False) + "\n"
+    return pd.DataFrame(rows, columns=header).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def claims_markdown(runs: pd.DataFrame, main_p: float, missing: list[str], unreadable: list[str]) -> str:

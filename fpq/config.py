@@ -201,6 +201,32 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# Method hyperparameters that only matter when the method uses that piece.
+PIECE_KEYS = {"sfp": ("sfp_p", "sfp_gate", "sfp_placement"), "csd": ("csd_lambda", "csd_stats", "csd_eps"),
+              "kd": ("kd_temperature",), "sam": ("sam_rho",)}
+
+
+def effective_dict(cfg: RunConfig) -> dict:
+    """The keys that can change this run's result: unused method hyperparameters are dropped.
+
+    The workflow tracks this dict per run, so changing, e.g., the KD temperature reruns the KD
+    runs only. Loading it back gives the same RunConfig up to defaults in the dropped keys.
+    """
+    from fpq.methods import METHODS
+
+    data = to_dict(cfg)
+    spec = METHODS[cfg.method]
+    for piece, keys in PIECE_KEYS.items():
+        if not getattr(spec, piece):
+            for key in keys:
+                data["quant"].pop(key)
+    if not cfg.is_qat:
+        for key in ("quant", "hessian", "teacher"):
+            data.pop(key)
+    data["runtime"].pop("progress")
+    return data
+
+
 def load_config(source: str | Path | dict) -> RunConfig:
     """RunConfig from a YAML/JSON file path or an already-parsed dict."""
     if isinstance(source, dict):

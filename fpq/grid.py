@@ -121,7 +121,7 @@ def _defaulting_validator():
 
     import jsonschema
 
-    base = jsonschema.Draft7Validator
+    base = jsonschema.Draft202012Validator
     check_properties = base.VALIDATORS["properties"]
 
     def properties(validator, props, instance, schema):

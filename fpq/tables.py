@@ -144,7 +144,7 @@ def to_markdown(table: Table, metric: str, missing: list[str]) -> str:
     lines = [f"# {table.title}", "",
              f"Ours: {metric}-epoch test top-1, mean ± std over seeds (n seeds). Paper: single runs "
              "(config/reference_tables.csv); — where the paper has no such cell.", ""]
-    lines.append(to_frame(table).to_markdown(index=False) if table.rows else "No runs for this table in the results.")
+    lines.append(to_frame(table).to_markdown(index=False, disable_numparse=True) if table.rows else "No runs for this table in the results.")
     if missing:
         lines += ["", f"Missing runs ({len(missing)}), expected but without a result:", ""]
         lines += [f"- {rid}" for rid in missing]

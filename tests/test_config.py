@@ -85,3 +85,18 @@ def test_overrides_parse_yaml_values():
     assert cfg.optim.epochs == 5 and cfg.quant.sfp_p == 0.3 and cfg.runtime.bf16 is True
     with pytest.raises(ConfigError, match="key=value"):
         with_overrides(base(), ["optim.epochs"])
+
+
+def test_effective_dict_drops_only_unused_keys_and_loads_back():
+    from fpq.config import effective_dict
+
+    lsq = load_config(base())
+    d = effective_dict(lsq)
+    assert "kd_temperature" not in d["quant"] and "sfp_p" not in d["quant"] and "csd_lambda" not in d["quant"]
+    assert d["quant"]["w_bits"] == 4 and "hessian" in d and "progress" not in d["runtime"]
+    assert load_config(d) == lsq
+    fpq = load_config(base(method="fpq", quant={"w_bits": 2, "a_bits": 4, "sfp_p": 0.3, "kd_temperature": 9.0}))
+    d = effective_dict(fpq)
+    assert d["quant"]["sfp_p"] == 0.3 and "csd_lambda" in d["quant"] and "kd_temperature" not in d["quant"]
+    teacher = load_config({"arch": "resnet18", "method": "fp"})
+    assert set(effective_dict(teacher)) == {"arch", "method", "seed", "run_id", "data", "optim", "runtime"}

@@ -1,9 +1,10 @@
 # The run grid, expanded once by fpq.grid (validated: a bad value stops here, before any job).
 import json
+import os
 import re
 
 from fpq.budget import load_timings, run_seconds
-from fpq.config import to_dict
+from fpq.config import effective_dict
 from fpq.grid import expand as expand_runs, final_measurements
 
 RUNS = expand_runs(config)
@@ -19,8 +20,8 @@ def id_pattern(ids):
 
 
 def run_config_json(wildcards):
-    """The run's resolved RunConfig: a params value, so changing it reruns exactly that run."""
-    return json.dumps(to_dict(RUNS[wildcards.run].config), sort_keys=True)
+    """The keys that matter to this run: a params value, so changing one reruns exactly its runs."""
+    return json.dumps(effective_dict(RUNS[wildcards.run].config), sort_keys=True)
 
 
 def runtime_minutes(wildcards, attempt):
@@ -30,3 +31,8 @@ def runtime_minutes(wildcards, attempt):
 
 def run_file(name):
     return f"{RESULTS}/runs/{{run}}/{name}"
+
+
+def results_dir(metrics_path):
+    """<results> from <results>/runs/<run>/metrics.json."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(metrics_path)))

@@ -11,6 +11,8 @@ rule measure_hessian:
     params:
         h=config["hessian"],
         device=config["runtime"]["device"],
+    conda:
+        "../envs/fpq.yaml"
     log:
         run_file("hessian.log"),
     threads: max(1, config["runtime"]["threads"])
@@ -35,6 +37,8 @@ rule probe_variance:
     params:
         v=config["variance"],
         device=config["runtime"]["device"],
+    conda:
+        "../envs/fpq.yaml"
     log:
         run_file("variance.log"),
     threads: max(1, config["runtime"]["threads"])

@@ -11,7 +11,9 @@ rule train_qat:
         run=id_pattern(QAT_IDS),
     params:
         cfg=run_config_json,
-        out=run_file(""),
+        out=lambda wc, output: os.path.dirname(output.metrics),
+    conda:
+        "../envs/fpq.yaml"
     log:
         run_file("train.log"),
     benchmark:

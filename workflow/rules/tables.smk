@@ -18,10 +18,14 @@ rule build_tables:
         expected=",".join(RUNS),
         reference=config["reference"],
         p=config["quant"]["sfp_p"],
+        results=lambda wc, input: results_dir(input.metrics[0]),
+        out=lambda wc, output: os.path.dirname(output[0]),
+    conda:
+        "../envs/fpq.yaml"
     log:
         f"{TABLES}/tables.log",
     shell:
-        "fpq tables --results {RESULTS} --out {TABLES} --reference {params.reference}"
+        "fpq tables --results {params.results} --out {params.out} --reference {params.reference}"
         " --expected {params.expected:q} --p {params.p} > {log} 2>&1"
 
 
@@ -31,7 +35,12 @@ rule plot_figures:
         variance=expand(f"{RESULTS}/runs/{{run}}/variance.json", run=VARIANCE_IDS),
     output:
         [report(f, category="Figures") for f in FIGURE_FILES],
+    params:
+        results=lambda wc, input: results_dir(input.metrics[0]),
+        out=lambda wc, output: os.path.dirname(output[0]),
+    conda:
+        "../envs/fpq.yaml"
     log:
         f"{FIGURES}/figures.log",
     shell:
-        "fpq figures --results {RESULTS} --out {FIGURES} > {log} 2>&1"
+        "fpq figures --results {params.results} --out {params.out} > {log} 2>&1"

@@ -9,7 +9,9 @@ rule train_teacher:
         run=id_pattern(TEACHER_IDS),
     params:
         cfg=run_config_json,
-        out=run_file(""),
+        out=lambda wc, output: os.path.dirname(output.metrics),
+    conda:
+        "../envs/fpq.yaml"
     log:
         run_file("train.log"),
     benchmark:

@@ -1,0 +1,269 @@
+"""Training-step speed: fpq's own training path next to a plain PyTorch loop, in one run.
+
+For each model (resnet20, resnet18, mobilenetv2) and method (FP, LSQ W2A4, FPQ W2A4) it times
+training steps of
+  plain - a loop written here as a researcher would: unfused fake quant (an op chain per
+          quantizer), fp32 eager, SFP gate drawn per layer, CSD by forward hooks, a host sync
+          (`loss.item()`) per step;
+  fpq   - fpq's path: the model from fpq.build, fpq.objective.Objective and the SGD step of
+          fpq.train, with the runtime speed keys given (fused quantizers by default; on CUDA
+          `--fast` adds bf16 autocast, a bf16 teacher, channels_last and torch.compile).
+Both see the same batch on the device. Paths alternate round by round, the median step counts.
+Prints images/s, seconds per 50k-image epoch, peak memory (CUDA) and the ratio fpq/plain.
+
+    python bench/bench_step.py                      # CPU: batch 64, a few steps
+    python bench/bench_step.py --batch 256 --steps 30 --fast   # GPU
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fpq.build import resolve_device, skeleton
+from fpq.config import load_config
+from fpq.methods import METHODS
+from fpq.models import create_model
+from fpq.objective import Objective
+from fpq.perturb import attach_sfp
+from fpq.quant import calibrate
+
+EPOCH_IMAGES = 50_000
+
+
+# ----------------------------------------------------------------------------- plain reference
+class PlainFakeQuant(nn.Module):
+    """LSQ written as the usual unfused chain (per-tensor or per-channel step, fixed offset)."""
+
+    def __init__(self, bits: int, channels: int | None):
+        super().__init__()
+        shape = (channels, 1, 1, 1) if channels else ()
+        self.qmax = 2 ** bits - 1
+        self.step = nn.Parameter(torch.ones(shape))
+        self.register_buffer("offset", torch.zeros(shape))
+
+    def init(self, x: torch.Tensor) -> None:
+        dims = list(range(1, x.dim())) if self.step.dim() else list(range(x.dim()))
+        lo, hi = x.amin(dims).reshape(self.step.shape), x.amax(dims).reshape(self.step.shape)
+        with torch.no_grad():
+            self.step.copy_(((hi - lo) / self.qmax).clamp_min(1e-8))
+            self.offset.copy_(torch.round(self.qmax - hi / self.step))
+
+    def forward(self, x):
+        g = 1.0 / (x[0].numel() * self.qmax) ** 0.5
+        s = self.step * g + (self.step - self.step * g).detach()
+        v = x / s
+        q = torch.clamp(v + (torch.round(v) - v).detach() + self.offset, 0, self.qmax)
+        return (q - self.offset) * s
+
+
+class PlainQuantConv(nn.Module):
+    def __init__(self, conv: nn.Conv2d, w_bits: int, a_bits: int, sfp_p: float):
+        super().__init__()
+        self.conv, self.sfp_p = conv, sfp_p
+        self.wq, self.aq = PlainFakeQuant(w_bits, conv.out_channels), PlainFakeQuant(a_bits, None)
+
+    def forward(self, x):
+        x = self.aq(x)
+        if self.training and self.sfp_p and random.random() < self.sfp_p:
+            x = x + (torch.rand_like(x) - 0.5) * self.aq.step.detach()
+        return F.conv2d(x, self.wq(self.conv.weight), None, self.conv.stride, self.conv.padding,
+                        self.conv.dilation, self.conv.groups)
+
+
+def plain_quantize(model: nn.Module, w_bits: int, a_bits: int, sfp_p: float, images: torch.Tensor) -> None:
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    for i, (name, conv) in enumerate(convs):
+        bits = (8, 8) if i == 0 else (w_bits, a_bits)
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, PlainQuantConv(conv, *bits, sfp_p))
+    inputs = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a: inputs.__setitem__(m, a[0]))
+             for m in model.modules() if isinstance(m, PlainQuantConv)]
+    with torch.no_grad():
+        model.eval()(images)
+    for h in hooks:
+        h.remove()
+    for m, x in inputs.items():
+        m.aq.init(x)
+        m.wq.init(m.conv.weight)
+    model.train()
+
+
+def plain_csd(s_feats, t_feats):
+    loss = 0.0
+    for zs, zt in zip(s_feats, t_feats):
+        zs = (zs - zs.mean((2, 3), keepdim=True)) / torch.sqrt(zs.var((2, 3), unbiased=False, keepdim=True) + 1e-5)
+        zt = (zt - zt.mean((2, 3), keepdim=True)) / torch.sqrt(zt.var((2, 3), unbiased=False, keepdim=True) + 1e-5)
+        loss = loss + F.mse_loss(zs, zt)
+    return loss
+
+
+def plain_step_fn(arch: str, method: str, num_classes: int, device, x, y):
+    model = create_model(arch, num_classes).to(device)
+    teacher = copy.deepcopy(model).eval()
+    spec = METHODS[method]
+    if spec.quantizer:
+        plain_quantize(model, 2, 4, 0.1 if spec.sfp else 0.0, x[:100])
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    s_feats, t_feats = [], []
+    if spec.csd:
+        for m in model.modules():
+            if isinstance(m, PlainQuantConv):
+                m.register_forward_hook(lambda _m, _i, o: s_feats.append(o))
+        for m in teacher.modules():
+            if isinstance(m, nn.Conv2d):
+                m.register_forward_hook(lambda _m, _i, o: t_feats.append(o))
+
+    def step():
+        s_feats.clear()
+        t_feats.clear()
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if spec.csd:
+            with torch.no_grad():
+                teacher(x)
+            loss = loss + plain_csd(s_feats, t_feats)
+        loss.backward()
+        opt.step()
+        return loss.item()  # the per-step host sync of a typical loop
+
+    return step
+
+
+# ----------------------------------------------------------------------------- fpq's path
+def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime: dict):
+    spec = METHODS[method]
+    cfg = load_config({"arch": arch, "method": method, "teacher": "bench" if spec.quantizer else "",
+                       "data": {"dataset": "cifar10" if num_classes == 10 else "cifar100"},
+                       "quant": {"w_bits": 2 if spec.quantizer else 32, "a_bits": 4 if spec.quantizer else 32},
+                       "runtime": {"device": str(device), **runtime}})
+    teacher = create_model(arch, num_classes).to(device).eval()
+    model = skeleton(cfg).to(device)
+    model.load_state_dict(teacher.state_dict(), strict=False)
+    if spec.quantizer:
+        calibrate(model, x[:100])
+        if spec.sfp:
+            attach_sfp(model, cfg.quant.sfp_p)
+    if cfg.runtime.channels_last:
+        model, teacher = (m.to(memory_format=torch.channels_last) for m in (model, teacher))
+        x = x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if cfg.runtime.compile and device.type == "cuda" else model
+    objective = Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, forward,
+                          cfg.runtime.bf16, cfg.runtime.teacher_bf16)
+    from fpq.train import make_optimizer
+
+    opt, _ = make_optimizer(cfg, model)
+    model.train()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss, _ = objective(x, y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+# ----------------------------------------------------------------------------- timing
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(step, device, steps: int) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def measure(make, device, warmup: int, steps: int, rounds: int) -> dict:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step = make()
+    for _ in range(warmup):
+        step()
+    times = [time_steps(step, device, steps) for _ in range(rounds)]
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    return {"step_s": statistics.median(times), "peak_mb": peak}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="resnet20,resnet18,mobilenetv2")
+    p.add_argument("--methods", default="fp,lsq,fpq")
+    p.add_argument("--batch", type=int, default=None, help="default 256 on CUDA, 64 on CPU")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 20 CUDA, 2 CPU)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 1 on CPU")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--fast", action="store_true", help="CUDA: bf16 + teacher bf16 + channels_last + compile")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    batch = args.batch or (256 if cuda else 64)
+    steps, warmup = args.steps or (20 if cuda else 2), args.warmup if args.warmup is not None else (10 if cuda else 1)
+    runtime = {"fused_quant": True}
+    if args.fast and cuda:
+        runtime.update(bf16=True, teacher_bf16=True, channels_last=True, compile=True)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {name} | torch {torch.__version__} | batch {batch} | fpq runtime {runtime} | "
+          f"{time.strftime('%Y-%m-%d')}", flush=True)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, 10, (batch,), generator=gen).to(device)
+    rows = []
+    header = f"{'model':12s} {'method':6s} {'path':5s} {'img/s':>9s} {'s/epoch':>8s} {'peak MB':>8s} {'fpq/plain':>9s}"
+    print(header + "\n" + "-" * len(header), flush=True)
+    for arch in args.models.split(","):
+        for method in args.methods.split(","):
+            torch.manual_seed(0)
+            random.seed(0)
+            res = {"plain": measure(lambda: plain_step_fn(arch, method, 10, device, x, y), device, warmup, steps,
+                                    args.rounds),
+                   "fpq": measure(lambda: fpq_step_fn(arch, method, 10, device, x, y, runtime), device, warmup,
+                                  steps, args.rounds)}
+            ratio = res["fpq"]["step_s"] / res["plain"]["step_s"]
+            for path in ("plain", "fpq"):
+                r = res[path]
+                ips = batch / r["step_s"]
+                row = {"model": arch, "method": method, "path": path, "batch": batch, "images_per_s": ips,
+                       "s_per_epoch": EPOCH_IMAGES / ips, "peak_mb": r["peak_mb"],
+                       "ratio_fpq_over_plain": ratio if path == "fpq" else None}
+                rows.append(row)
+                peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else "     n/a"
+                print(f"{arch:12s} {method:6s} {path:5s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} "
+                      f"{(f'{ratio:9.2f}' if path == 'fpq' else ''):>9s}", flush=True)
+    by = {(r["model"], r["method"], r["path"]): r for r in rows}
+    print("\nfpq's own ratios:")
+    for arch in args.models.split(","):
+        if (arch, "lsq", "fpq") in by and (arch, "fpq", "fpq") in by:
+            print(f"  {arch}: FPQ step / LSQ step = "
+                  f"{by[(arch, 'fpq', 'fpq')]['s_per_epoch'] / by[(arch, 'lsq', 'fpq')]['s_per_epoch']:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": batch,
+                                               "runtime": runtime, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
