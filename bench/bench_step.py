@@ -1,7 +1,7 @@
 """Training-step speed: fpq's own training path next to a plain PyTorch loop, in one run.
 
-For each model (resnet20, resnet18, mobilenetv2) and method (FP, LSQ W2A4, FPQ W2A4) it times
-training steps of
+For each model (resnet20, resnet18, mobilenetv2) and method (FP, LSQ W2A4, FPQ W2A4; other QAT
+methods with --methods, fpq path only) it times training steps of
   plain - a loop written here as a researcher would: unfused fake quant (an op chain per
           quantizer), fp32 eager, SFP gate drawn per layer, CSD by forward hooks, a host sync
           (`loss.item()`) per step;
@@ -36,8 +36,10 @@ from fpq.models import create_model
 from fpq.objective import Objective
 from fpq.perturb import attach_sfp
 from fpq.quant import calibrate
+from fpq.train import make_optimizer, train_step
 
 EPOCH_IMAGES = 50_000
+PLAIN_METHODS = ("fp", "lsq", "fpq")
 
 
 # ----------------------------------------------------------------------------- plain reference
@@ -160,19 +162,11 @@ def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime:
     forward = torch.compile(model) if cfg.runtime.compile and device.type == "cuda" else model
     objective = Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, forward,
                           cfg.runtime.bf16, cfg.runtime.teacher_bf16)
-    from fpq.train import make_optimizer
-
     opt, _ = make_optimizer(cfg, model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    sam_rho = cfg.quant.sam_rho if spec.sam else None
     model.train()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss, _ = objective(x, y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
-    return step
+    return lambda: train_step(objective, opt, params, x, y, sam_rho)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -204,7 +198,8 @@ def measure(make, device, warmup: int, steps: int, rounds: int) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="resnet20,resnet18,mobilenetv2")
-    p.add_argument("--methods", default="fp,lsq,fpq")
+    p.add_argument("--methods", default="fp,lsq,fpq", help="any of fp,lsq,lsq+,pact,kd,lsq+sam,lsq+sfp,"
+                   "lsq+csd,fpq; the plain loop exists for fp, lsq and fpq")
     p.add_argument("--batch", type=int, default=None, help="default 256 on CUDA, 64 on CPU")
     p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 20 CUDA, 2 CPU)")
     p.add_argument("--rounds", type=int, default=3)
@@ -232,18 +227,20 @@ def main(argv=None) -> int:
     x = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, 10, (batch,), generator=gen).to(device)
     rows = []
-    header = f"{'model':12s} {'method':6s} {'path':5s} {'img/s':>9s} {'s/epoch':>8s} {'peak MB':>8s} {'fpq/plain':>9s}"
+    header = f"{'model':12s} {'method':7s} {'path':5s} {'img/s':>9s} {'s/epoch':>8s} {'peak MB':>8s} {'fpq/plain':>9s}"
     print(header + "\n" + "-" * len(header), flush=True)
     for arch in args.models.split(","):
         for method in args.methods.split(","):
             torch.manual_seed(0)
             random.seed(0)
-            res = {"plain": measure(lambda: plain_step_fn(arch, method, 10, device, x, y), device, warmup, steps,
-                                    args.rounds),
-                   "fpq": measure(lambda: fpq_step_fn(arch, method, 10, device, x, y, runtime), device, warmup,
-                                  steps, args.rounds)}
-            ratio = res["fpq"]["step_s"] / res["plain"]["step_s"]
-            for path in ("plain", "fpq"):
+            res = {}
+            if method in PLAIN_METHODS:
+                res["plain"] = measure(lambda: plain_step_fn(arch, method, 10, device, x, y), device, warmup,
+                                       steps, args.rounds)
+            res["fpq"] = measure(lambda: fpq_step_fn(arch, method, 10, device, x, y, runtime), device, warmup,
+                                 steps, args.rounds)
+            ratio = res["fpq"]["step_s"] / res["plain"]["step_s"] if "plain" in res else None
+            for path in res:
                 r = res[path]
                 ips = batch / r["step_s"]
                 row = {"model": arch, "method": method, "path": path, "batch": batch, "images_per_s": ips,
@@ -251,14 +248,18 @@ def main(argv=None) -> int:
                        "ratio_fpq_over_plain": ratio if path == "fpq" else None}
                 rows.append(row)
                 peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else "     n/a"
-                print(f"{arch:12s} {method:6s} {path:5s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} "
-                      f"{(f'{ratio:9.2f}' if path == 'fpq' else ''):>9s}", flush=True)
+                shown = f"{ratio:9.2f}" if path == "fpq" and ratio else ""
+                print(f"{arch:12s} {method:7s} {path:5s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} {shown:>9s}",
+                      flush=True)
     by = {(r["model"], r["method"], r["path"]): r for r in rows}
-    print("\nfpq's own ratios:")
+    print("\nfpq path, each method's step / the FP step (and FPQ / LSQ):")
     for arch in args.models.split(","):
+        fp = by.get((arch, "fp", "fpq"))
+        parts = [f"{m} {by[(arch, m, 'fpq')]['s_per_epoch'] / fp['s_per_epoch']:.2f}x" for m in args.methods.split(",")
+                 if fp and m != "fp" and (arch, m, "fpq") in by]
         if (arch, "lsq", "fpq") in by and (arch, "fpq", "fpq") in by:
-            print(f"  {arch}: FPQ step / LSQ step = "
-                  f"{by[(arch, 'fpq', 'fpq')]['s_per_epoch'] / by[(arch, 'lsq', 'fpq')]['s_per_epoch']:.2f}")
+            parts.append(f"FPQ/LSQ {by[(arch, 'fpq', 'fpq')]['s_per_epoch'] / by[(arch, 'lsq', 'fpq')]['s_per_epoch']:.2f}")
+        print(f"  {arch}: " + ", ".join(parts))
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": batch,
                                                "runtime": runtime, "rows": rows}, indent=2))

@@ -102,20 +102,26 @@ def sam_step(objective: Objective, params: list[nn.Parameter], x, y, rho: float)
     return loss, logits
 
 
+def train_step(objective: Objective, optimizer, params: list[nn.Parameter], x, y, sam_rho: float | None):
+    """One optimizer step (two forward/backward passes under SAM); returns (loss, logits)."""
+    optimizer.zero_grad(set_to_none=True)
+    if sam_rho:
+        loss, logits = sam_step(objective, params, x, y, sam_rho)
+    else:
+        loss, logits = objective(x, y)
+        loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
 def train_epoch(cfg: RunConfig, model, objective, optimizer, loader: DeviceLoader, epoch: int) -> dict:
     model.train()
-    sam = METHODS[cfg.method].sam
+    sam_rho = cfg.quant.sam_rho if METHODS[cfg.method].sam else None
     params = [p for p in model.parameters() if p.requires_grad]
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     for x, y in loader.epoch(epoch):
-        optimizer.zero_grad(set_to_none=True)
-        if sam:
-            loss, logits = sam_step(objective, params, x, y, cfg.quant.sam_rho)
-        else:
-            loss, logits = objective(x, y)
-            loss.backward()
-        optimizer.step()
+        loss, logits = train_step(objective, optimizer, params, x, y, sam_rho)
         loss_sum += loss.detach() * y.shape[0]  # no .item() per batch: no host sync in the step
         correct += (logits.detach().argmax(1) == y).sum()
     n = loader.num_images

@@ -24,21 +24,22 @@ def fake_quant_reference(x, step, offset, qmax: int, grad_scale: float):
 class _FusedLsq(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, step, offset, qmax, grad_scale):
-        ctx.save_for_backward(x, step, offset)
+        out = torch.round(x / step)  # one buffer, the rest in place
+        out.add_(offset).clamp_(0, qmax).sub_(offset).mul_(step)
+        ctx.save_for_backward(x, out, step, offset)  # `out` is the next conv's saved input anyway
         ctx.qmax, ctx.grad_scale = qmax, grad_scale
-        return (torch.clamp(torch.round(x / step) + offset, 0, qmax) - offset) * step
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, step, offset = ctx.saved_tensors
+        x, out, step, offset = ctx.saved_tensors
         with torch.no_grad():
-            # Under the STE, d x_hat/d s is locally constant in x and s (round passes gradient 1,
-            # so round(v) - v has zero derivative): compute it as a constant.
-            v = x / step
-            r = torch.round(v)
-            below, above = v + offset <= 0, v + offset >= ctx.qmax  # LSQ's clip region (unrounded)
-            inside = ~(below | above)
-            ds = torch.where(inside, r - v, torch.where(below, -offset, ctx.qmax - offset))
+            # LSQ's region on the unrounded value; under the STE the factors below are locally
+            # constant in x and s, so they are computed as constants (double backward stays exact).
+            shifted = (x / step).add_(offset)
+            inside = (shifted > 0) & (shifted < ctx.qmax)
+            # d x_hat/d s = x_hat/s - v inside (= round(v) - v), x_hat/s = level - z outside.
+            ds = (out - x * inside).div_(step)
         grad_x = grad * inside
         grad_step = (grad * ds).sum_to_size(step.shape) * ctx.grad_scale
         return grad_x, grad_step, None, None, None
