@@ -8,7 +8,7 @@ methods with --methods, fpq path only) it times training steps of
   fpq   - fpq's path: the model from fpq.build, fpq.objective.Objective and the SGD step of
           fpq.train, with the runtime speed keys given (fused quantizers by default; on CUDA
           `--fast` adds bf16 autocast, a bf16 teacher, channels_last and torch.compile).
-Both see the same batch on the device. Paths alternate round by round, the median step counts.
+Both see the same batch on the device. All paths of a model alternate round by round; the median round counts.
 Prints images/s, seconds per 50k-image epoch, peak memory (CUDA) and the ratio fpq/plain.
 
     python bench/bench_step.py                      # CPU: batch 64, a few steps
@@ -184,15 +184,25 @@ def time_steps(step, device, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def measure(make, device, warmup: int, steps: int, rounds: int) -> dict:
+def build(make, device, warmup: int) -> dict:
+    """Build a step function and warm it up; its own peak memory is measured on CUDA."""
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     step = make()
     for _ in range(warmup):
         step()
-    times = [time_steps(step, device, steps) for _ in range(rounds)]
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-    return {"step_s": statistics.median(times), "peak_mb": peak}
+    peak = (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20 if device.type == "cuda" else None
+    return {"step": step, "peak_mb": peak, "times": []}
+
+
+def measure_interleaved(entries: dict, device, steps: int, rounds: int) -> None:
+    """Round-robin over every step function of one model, so drift hits all paths alike."""
+    for _ in range(rounds):
+        for entry in entries.values():
+            entry["times"].append(time_steps(entry["step"], device, steps))
+    for entry in entries.values():
+        entry["step_s"] = statistics.median(entry["times"])
 
 
 def main(argv=None) -> int:
@@ -202,7 +212,7 @@ def main(argv=None) -> int:
                    "lsq+csd,fpq; the plain loop exists for fp, lsq and fpq")
     p.add_argument("--batch", type=int, default=None, help="default 256 on CUDA, 64 on CPU")
     p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 20 CUDA, 2 CPU)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 1 on CPU")
     p.add_argument("--device", default="auto")
     p.add_argument("--fast", action="store_true", help="CUDA: bf16 + teacher bf16 + channels_last + compile")
@@ -230,27 +240,28 @@ def main(argv=None) -> int:
     header = f"{'model':12s} {'method':7s} {'path':5s} {'img/s':>9s} {'s/epoch':>8s} {'peak MB':>8s} {'fpq/plain':>9s}"
     print(header + "\n" + "-" * len(header), flush=True)
     for arch in args.models.split(","):
+        torch.manual_seed(0)
+        random.seed(0)
+        entries = {}
         for method in args.methods.split(","):
-            torch.manual_seed(0)
-            random.seed(0)
-            res = {}
             if method in PLAIN_METHODS:
-                res["plain"] = measure(lambda: plain_step_fn(arch, method, 10, device, x, y), device, warmup,
-                                       steps, args.rounds)
-            res["fpq"] = measure(lambda: fpq_step_fn(arch, method, 10, device, x, y, runtime), device, warmup,
-                                 steps, args.rounds)
-            ratio = res["fpq"]["step_s"] / res["plain"]["step_s"] if "plain" in res else None
-            for path in res:
-                r = res[path]
-                ips = batch / r["step_s"]
-                row = {"model": arch, "method": method, "path": path, "batch": batch, "images_per_s": ips,
-                       "s_per_epoch": EPOCH_IMAGES / ips, "peak_mb": r["peak_mb"],
-                       "ratio_fpq_over_plain": ratio if path == "fpq" else None}
-                rows.append(row)
-                peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else "     n/a"
-                shown = f"{ratio:9.2f}" if path == "fpq" and ratio else ""
-                print(f"{arch:12s} {method:7s} {path:5s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} {shown:>9s}",
-                      flush=True)
+                entries[(method, "plain")] = build(lambda: plain_step_fn(arch, method, 10, device, x, y), device,
+                                                   warmup)
+            entries[(method, "fpq")] = build(lambda: fpq_step_fn(arch, method, 10, device, x, y, runtime), device,
+                                             warmup)
+        measure_interleaved(entries, device, steps, args.rounds)
+        for (method, path), r in entries.items():
+            plain = entries.get((method, "plain"))
+            ratio = r["step_s"] / plain["step_s"] if plain and path == "fpq" else None
+            ips = batch / r["step_s"]
+            rows.append({"model": arch, "method": method, "path": path, "batch": batch, "images_per_s": ips,
+                         "s_per_epoch": EPOCH_IMAGES / ips, "peak_mb": r["peak_mb"],
+                         "ratio_fpq_over_plain": ratio})
+            peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else "     n/a"
+            shown = f"{ratio:9.2f}" if ratio else ""
+            print(f"{arch:12s} {method:7s} {path:5s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} {shown:>9s}",
+                  flush=True)
+        del entries
     by = {(r["model"], r["method"], r["path"]): r for r in rows}
     print("\nfpq path, each method's step / the FP step (and FPQ / LSQ):")
     for arch in args.models.split(","):

@@ -226,11 +226,15 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_epoch(cfg, model, objective, optimizer, train_loader, epoch))
         row["epoch_time"] = time.time() - t0
+        t1 = time.time()
         row.update(evaluate(model, test_loader, cfg.runtime.bf16))
+        row["eval_time"] = time.time() - t1
         check_finite(cfg, row)
         scheduler.step()
         if batches and ((epoch + 1) % cfg.hessian.every == 0 or epoch + 1 == cfg.optim.epochs):
+            t2 = time.time()
             state.hessian.append(measure_trace(cfg, model, batches, epoch + 1))
+            row["hessian_time"] = time.time() - t2
         state.history.append(row)
         state.epoch = epoch + 1
         state.elapsed += time.time() - t0
