@@ -7,13 +7,18 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default config only when none is given: Snakemake would otherwise deep-merge a
+# --configfile into it, and e.g. a grid missing from the given file would be inherited.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/qat.smk"
 include: "workflow/rules/hessian.smk"

@@ -23,7 +23,10 @@ def _run_config(args):
         path = Path(args.config)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     return load_config(with_overrides(data, args.set or []))
 
 
@@ -134,6 +137,15 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_fetch_data(args) -> int:
+    from fpq.data import fetch_torchvision, read_npz
+
+    path = fetch_torchvision(args.dataset, args.root)
+    data = read_npz(path, args.dataset)
+    print(f"{path}: {len(data.y_train)} train / {len(data.y_test)} test images, {data.num_classes} classes")
+    return 0
+
+
 def cmd_gpu_slot(args) -> int:
     from fpq.gpu_slots import acquire_gpu_slot
 
@@ -188,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timings", default="config/epoch_seconds.yaml")
     p = sub.add_parser("runs", help="list the run ids of a workflow config")
     p.add_argument("--configfile", default="config/config.yaml")
+    p = sub.add_parser("fetch-data", help="download CIFAR with torchvision and convert it to <root>/<dataset>.npz")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
+    p.add_argument("--root", default="data")
     p = sub.add_parser("gpu-slot", help="take a GPU slot, print its device, hold it (pool check)")
     p.add_argument("--hold", type=float, default=0.0)
     return parser
@@ -201,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
                 "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
                 "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget, "runs": cmd_runs,
-                "gpu-slot": cmd_gpu_slot}
+                "fetch-data": cmd_fetch_data, "gpu-slot": cmd_gpu_slot}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError, json.JSONDecodeError) as err:

@@ -85,20 +85,33 @@ def read_npz(path: str | Path, dataset: str) -> CifarArrays:
     return validate_arrays(arrays, dataset, str(path))
 
 
+def cache_path(dataset: str, root: str | Path) -> Path:
+    return Path(root) / f"{dataset}.npz"
+
+
 def fetch_torchvision(dataset: str, root: str | Path) -> Path:
-    """Download with torchvision (verified by its checksums) and convert once to <root>/<dataset>.npz."""
+    """Download with torchvision (verified by its checksums) and convert once to <root>/<dataset>.npz.
+
+    A file lock makes concurrent jobs wait for one download instead of racing on the same files.
+    """
+    import fcntl
+
     from torchvision import datasets
 
-    root = Path(root)
-    cache = root / f"{dataset}.npz"
+    cache = cache_path(dataset, root)
     if cache.is_file():
         return cache
-    cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[dataset]
-    train = cls(str(root), train=True, download=True)
-    test = cls(str(root), train=False, download=True)
-    save_npz(cache, x_train=np.asarray(train.data, dtype=np.uint8), y_train=np.asarray(train.targets, np.int64),
-             x_test=np.asarray(test.data, dtype=np.uint8), y_test=np.asarray(test.targets, np.int64),
-             class_names=np.asarray(train.classes))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent / f".{dataset}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cache.is_file():  # another job finished the download while we waited
+            return cache
+        cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[dataset]
+        train = cls(str(root), train=True, download=True)
+        test = cls(str(root), train=False, download=True)
+        save_npz(cache, x_train=np.asarray(train.data, dtype=np.uint8),
+                 y_train=np.asarray(train.targets, np.int64), x_test=np.asarray(test.data, dtype=np.uint8),
+                 y_test=np.asarray(test.targets, np.int64), class_names=np.asarray(train.classes))
     return cache
 
 

@@ -54,8 +54,7 @@ def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
     teacher = None
     if cfg.is_qat:
         teacher = load_teacher(cfg, device)
-        float_state = {k: v for k, v in teacher.state_dict().items()}
-        missing, _ = student.load_state_dict(float_state, strict=False)
+        missing, _ = student.load_state_dict(teacher.state_dict(), strict=False)
         if any(not _is_quantizer_key(k) for k in missing):
             raise RuntimeError(f"teacher weights do not cover the student: {missing[:5]}")
         images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
@@ -213,8 +212,9 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
                                channels_last=cl)
     model, teacher = build_student(cfg, train_loader, device)
     forward = torch.compile(model) if cfg.runtime.compile and device.type == "cuda" else model
-    objective = Objective(METHODS[cfg.method], cfg.quant, model, teacher, forward, cfg.runtime.bf16,
-                          cfg.runtime.teacher_bf16)
+    spec = METHODS[cfg.method]
+    teacher = teacher if spec.uses_teacher_forward else None  # only its weights were needed
+    objective = Objective(spec, cfg.quant, model, teacher, forward, cfg.runtime.bf16, cfg.runtime.teacher_bf16)
     optimizer, scheduler = make_optimizer(cfg, model)
     state = resume(out, cfg, model, optimizer, scheduler)
     batches = hessian_batches(cfg, train_loader) if cfg.is_qat and cfg.hessian.every else None

@@ -154,3 +154,19 @@ def test_eval_loader_is_ordered_normalized_and_unaugmented():
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in MEAN_STD["cifar10"])
     assert torch.allclose(x, (raw - mean) / std, atol=1e-5)
     assert y.tolist() == list(range(10)) + list(range(6))
+
+
+def test_fetch_data_command_converts_once(tmp_path, monkeypatch, capsys):
+    import torchvision.datasets.cifar as tv
+
+    from fpq.cli import main
+
+    _write_cifar100_pickles(tmp_path)
+    monkeypatch.setattr(tv.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(tv, "check_integrity", lambda *a, **k: True)
+    assert main(["fetch-data", "--dataset", "cifar100", "--root", str(tmp_path)]) == 0
+    assert "200 train / 100 test images, 100 classes" in capsys.readouterr().out
+    stamp = (tmp_path / "cifar100.npz").stat().st_mtime_ns
+    monkeypatch.setattr(tv.CIFAR10, "__init__", lambda *a, **k: pytest.fail("downloaded twice"))
+    assert main(["fetch-data", "--dataset", "cifar100", "--root", str(tmp_path)]) == 0
+    assert (tmp_path / "cifar100.npz").stat().st_mtime_ns == stamp

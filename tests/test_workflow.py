@@ -137,3 +137,14 @@ def test_ci_config_end_to_end(tmp_path):
     counts = job_counts(rerun.stdout)
     assert counts["train_qat"] == 2 and "train_teacher" not in counts  # the two KD runs only
     assert "resnet20_cifar10_w2a4_kd_s0" in rerun.stdout and "resnet20_cifar10_w2a4_kd_s1" in rerun.stdout
+
+
+def test_a_given_configfile_is_not_merged_into_the_default(tmp_path):
+    config = _ci_config()
+    config["grids"] = {"main": config["grids"]["main"]}  # config/config.yaml has an ablation grid
+    config["results"] = str(tmp_path / "results")
+    path = tmp_path / "only_main.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = snakemake("-n", "--configfile", str(path))
+    assert out.returncode == 0, out.stderr
+    assert job_counts(out.stdout)["train_qat"] == 10 and "lsq+sfp" not in out.stdout

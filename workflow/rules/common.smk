@@ -13,10 +13,17 @@ TEACHER_IDS = [rid for rid, run in RUNS.items() if run.teacher_id is None]
 QAT_IDS = [rid for rid, run in RUNS.items() if run.teacher_id is not None]
 HESSIAN_IDS, VARIANCE_IDS = final_measurements(config, RUNS)
 TIMINGS = load_timings("config/epoch_seconds.yaml")
+DOWNLOAD_ROOTS = sorted({src["root"] for src in config["data"].values() if src["source"] == "torchvision"})
 
 
 def id_pattern(ids):
     return "|".join(re.escape(i) for i in ids) or "(?!)"
+
+
+def data_file(wildcards):
+    """The .npz a run reads: the configured file, or the torchvision cache that fetch_data makes."""
+    data = RUNS[wildcards.run].config.data
+    return data.path if data.source == "npz" else f"{data.root}/{data.dataset}.npz"
 
 
 def run_config_json(wildcards):

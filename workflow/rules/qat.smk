@@ -3,6 +3,7 @@
 
 rule train_qat:
     input:
+        data=data_file,
         teacher=lambda wc: f"{RESULTS}/runs/{RUNS[wc.run].teacher_id}/model.pt",
     output:
         model=run_file("model.pt"),

@@ -2,6 +2,8 @@
 
 
 rule train_teacher:
+    input:
+        data=data_file,
     output:
         model=run_file("model.pt"),
         metrics=run_file("metrics.json"),
