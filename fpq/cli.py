@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
-from fpq.config import ConfigError, load_config, to_dict, with_overrides
+from fpq.config import ConfigError, load_config, with_overrides
 
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 
@@ -49,58 +48,23 @@ def cmd_train(args, stage: str | None) -> int:
 
 
 def cmd_hessian(args) -> int:
-    from fpq.build import load_model, resolve_device
-    from fpq.data import DeviceLoader, load_arrays
     from fpq.gpu_slots import acquire_gpu_slot
-    from fpq.hessian import hutchinson_trace, top_eigenvalue
-    from fpq.io import write_json
-    from fpq.provenance import provenance
-    from fpq.train import hessian_batches
+    from fpq.measure import measure_hessian
 
     acquire_gpu_slot()
-    started = time.time()
-    device = resolve_device(args.device)
-    model, cfg = load_model(args.model, device)
-    h = dataclasses.replace(cfg.hessian, probes=args.probes, batches=args.batches,
-                            batch_size=args.batch_size, seed=args.seed)
-    cfg = dataclasses.replace(cfg, hessian=h)
-    data = load_arrays(cfg.data)
-    loader = DeviceLoader(data.x_train, data.y_train, cfg.data.dataset, h.batch_size, device, train=False)
-    batches = hessian_batches(cfg, loader)
-    result = {"run_id": cfg.run_id, "method": cfg.method, "arch": cfg.arch, "dataset": cfg.data.dataset,
-              "w_bits": cfg.quant.w_bits, "a_bits": cfg.quant.a_bits, "seed": cfg.seed,
-              "estimator": "hutchinson-rademacher, eval mode, CE, conv/linear weights",
-              "images": sum(int(b[1].shape[0]) for b in batches), "hessian_seed": h.seed,
-              "trace": hutchinson_trace(model, batches, probes=h.probes, seed=h.seed).as_dict()}
-    if args.eigen_iters:
-        result["top_eigenvalue"] = top_eigenvalue(model, batches, iters=args.eigen_iters, seed=h.seed)
-    result.update(wall_time_s=time.time() - started, config=to_dict(cfg), **provenance(cfg.runtime, device))
-    write_json(args.out, result)
-    print(f"{cfg.run_id}: Hessian trace {result['trace']['mean']:.4g} +- {result['trace']['stderr']:.2g}")
+    r = measure_hessian(args.model, args.out, args.probes, args.batches, args.batch_size, args.seed,
+                        args.eigen_iters, args.device)
+    print(f"{r['run_id']}: Hessian trace {r['trace']['mean']:.4g} +- {r['trace']['stderr']:.2g}")
     return 0
 
 
 def cmd_variance(args) -> int:
-    from fpq.build import load_model, resolve_device
-    from fpq.data import DeviceLoader, load_arrays
     from fpq.gpu_slots import acquire_gpu_slot
-    from fpq.io import write_json
-    from fpq.provenance import provenance
-    from fpq.variance import output_variance
+    from fpq.measure import measure_variance
 
     acquire_gpu_slot()
-    started = time.time()
-    device = resolve_device(args.device)
-    model, cfg = load_model(args.model, device)
-    data = load_arrays(cfg.data)
-    loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False)
-    images, _ = loader.sample(min(args.images, loader.num_images), seed=args.seed)
-    result = {"run_id": cfg.run_id, "method": cfg.method, "arch": cfg.arch, "dataset": cfg.data.dataset,
-              "w_bits": cfg.quant.w_bits, "a_bits": cfg.quant.a_bits, "seed": cfg.seed,
-              **output_variance(model, images, args.sigma, args.samples, seed=args.seed)}
-    result.update(wall_time_s=time.time() - started, config=to_dict(cfg), **provenance(cfg.runtime, device))
-    write_json(args.out, result)
-    print(f"{cfg.run_id}: output variance {result['logit_variance']:.4g} (logits)")
+    r = measure_variance(args.model, args.out, args.sigma, args.images, args.samples, args.seed, args.device)
+    print(f"{r['run_id']}: output variance {r['logit_variance']:.4g} (logits)")
     return 0
 
 

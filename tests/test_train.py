@@ -77,3 +77,19 @@ def test_same_config_and_seed_give_identical_metrics(mini_npz, tmp_path):
     assert a["final"] == b["final"]
     other = run(load_config({**teacher_config(mini_npz, epochs=1, train=256, test=100), "seed": 1}), tmp_path / "c")
     assert other["history"][0]["train_loss"] != a["history"][0]["train_loss"]
+
+
+def test_hessian_and_variance_commands_write_results(quick_teacher, tmp_path, capsys):
+    from fpq.cli import main
+    from fpq.io import read_json
+
+    assert main(["hessian", "--model", str(quick_teacher), "--out", str(tmp_path / "h.json"), "--probes", "3",
+                 "--batches", "2", "--batch-size", "16", "--eigen-iters", "3", "--device", "cpu"]) == 0
+    h = read_json(tmp_path / "h.json")
+    assert h["trace"]["probes"] == 3 and h["images"] == 32 and "top_eigenvalue" in h
+    assert h["run_id"] == "teacher" and {"config", "packages", "device", "precision", "wall_time_s"} <= set(h)
+    assert main(["variance", "--model", str(quick_teacher), "--out", str(tmp_path / "v.json"), "--images", "20",
+                 "--samples", "3", "--device", "cpu"]) == 0
+    v = read_json(tmp_path / "v.json")
+    assert v["images"] == 20 and v["samples"] == 3 and v["logit_variance"] > 0 and v["sigma"] == 0.1
+    assert "Hessian trace" in capsys.readouterr().out
