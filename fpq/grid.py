@@ -89,7 +89,7 @@ def expand(config: dict) -> dict[str, Run]:
                     runs.setdefault(teacher.run_id, teacher)
                     for bits in grid["bits"]:
                         for method in grid["methods"]:
-                            ps = grid.get("sfp_p", [default_p]) if METHODS[method].sfp else [default_p]
+                            ps = (grid.get("sfp_p") or [default_p]) if METHODS[method].sfp else [default_p]
                             for p in ps:
                                 run = _qat(config, results, arch, dataset, bits, method, p, seed)
                                 runs.setdefault(run.run_id, run)

@@ -26,7 +26,7 @@ class Objective:
         if spec.uses_teacher_forward and teacher is None:
             raise ValueError(f"method {spec.name!r} needs a teacher")
         self.spec, self.quant, self.teacher = spec, quant, teacher
-        self.forward = forward or student  # a compiled wrapper of `student`, or the module itself
+        self.forward = student if forward is None else forward  # a compiled wrapper, or the module
         self.student_bf16, self.teacher_bf16 = student_bf16, teacher_bf16
         self.student_taps = ConvTaps(student) if spec.csd else None
         self.teacher_taps = ConvTaps(teacher) if spec.csd else None

@@ -35,8 +35,13 @@ class StochasticFeaturePerturbation(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         if self.gate == "layer":
+            if torch.compiler.is_compiling():
+                # Under torch.compile a Python branch on a random value would split the graph at
+                # every layer; a tensor gate keeps one graph, and the noise fuses into the kernel.
+                gate = (torch.rand((), device=x.device) < self.p).to(x.dtype)
+                return x + (torch.rand_like(x) - 0.5) * step * gate
             # Eq. 14: one Bernoulli(p) draw per layer per forward, on the CPU generator,
-            # so deciding costs no device synchronization.
+            # so deciding costs no device synchronization and skips the noise 1 - p of the time.
             if torch.rand(()).item() >= self.p:
                 return x
             return x + (torch.rand_like(x) - 0.5) * step

@@ -8,6 +8,7 @@ last: its presence means the run finished.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sys
 import time
@@ -18,10 +19,10 @@ import torch
 from torch import nn
 
 from fpq.build import load_teacher, resolve_device, save_model, skeleton
-from fpq.config import RunConfig, dump_config, to_dict
+from fpq.config import RunConfig, dump_config, effective_dict, to_dict
 from fpq.data import DeviceLoader, load_arrays
 from fpq.hessian import hutchinson_trace
-from fpq.io import load_torch, read_json, save_torch, write_json
+from fpq.io import load_torch, save_torch, write_json, write_text
 from fpq.methods import METHODS
 from fpq.objective import Objective, autocast_bf16
 from fpq.perturb import attach_sfp
@@ -45,7 +46,8 @@ class RunState:
 
 
 def config_hash(cfg: RunConfig) -> str:
-    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
+    """Identity of a run for resuming: the keys that can change its result (not `progress`)."""
+    return hashlib.sha256(json.dumps(effective_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
@@ -200,6 +202,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     """Train `cfg` in folder `out` (resuming if a checkpoint is there); returns the metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.json", dump_config(cfg))  # the resolved config, there from the start
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
@@ -266,8 +269,3 @@ def record_failure(out: str | Path, cfg: RunConfig, err: BaseException) -> None:
     """A failed run leaves failed.json (never metrics.json), so tables mark the cell as failed."""
     write_json(Path(out) / FAILED, {"run_id": cfg.run_id, "error": f"{type(err).__name__}: {err}",
                                     "config": to_dict(cfg)})
-
-
-def read_metrics(out: str | Path) -> dict | None:
-    path = Path(out) / METRICS
-    return read_json(path) if path.is_file() else None

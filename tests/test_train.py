@@ -24,6 +24,7 @@ def test_teacher_learns_and_records_everything(trained_teacher):
     assert m["config"]["optim"]["epochs"] == 8 and m["seed"] == 0
     assert torch.__version__.startswith(m["packages"]["torch"].split("+")[0])
     assert m["precision"]["bitwise_reproducible"] is True and m["device"]["type"] == "cpu"
+    assert read_json(trained_teacher.parent / "config.json") == m["config"]
 
 
 def test_lsq_w4a4_stays_near_the_teacher_and_w2a2_drops(trained_teacher, mini_npz, tmp_path):
