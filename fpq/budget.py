@@ -46,7 +46,10 @@ def budget_report(config: dict, timings_path: str | Path) -> str:
     runs = expand(config)
     hessian_ids, variance_ids = final_measurements(config, runs)
     jobs = Counter("train_teacher" if r.teacher_id is None else "train_qat" for r in runs.values())
-    jobs["measure_hessian"], jobs["probe_variance"], jobs["build_tables"] = len(hessian_ids), len(variance_ids), 1
+    jobs["measure_hessian"], jobs["probe_variance"] = len(hessian_ids), len(variance_ids)
+    jobs["fetch_data"] = len({(r.config.data.root, r.config.data.dataset) for r in runs.values()
+                              if r.config.data.source == "torchvision"})
+    jobs["build_tables"] = jobs["plot_figures"] = 1
     h = config["hessian"]
     seconds = Counter()
     for rid, run in runs.items():
@@ -56,7 +59,8 @@ def budget_report(config: dict, timings_path: str | Path) -> str:
                                                           h["final_batches"], h["batch_size"])
     estimated = sorted({r.config.arch for r in runs.values() if timings["archs"][r.config.arch].get("estimated")})
     lines = [f"jobs: {sum(jobs.values())}  (timings: {timings['card']})"]
-    for rule in ("train_teacher", "train_qat", "measure_hessian", "probe_variance", "build_tables"):
+    for rule in ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "build_tables",
+                 "plot_figures"):
         lines.append(f"  {rule:16s} {jobs[rule]:5d} jobs  {seconds[rule] / 3600:8.1f} GPU-hours")
     lines.append(f"total: {sum(seconds.values()) / 3600:.1f} GPU-hours on one card "
                  f"({sum(seconds.values()) / 3600 / 4:.1f} h wall on 4 GPUs if perfectly packed)")
