@@ -126,29 +126,30 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder (checkpoint, model.pt, metrics.json)")
 
 
+def _measure_parser(sub, name: str, help_text: str, seed: int) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--model", required=True, help="a run's model.pt")
+    p.add_argument("--out", required=True, help="result JSON")
+    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--device", default="auto")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpq", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("pretrain", "train an FP teacher"), ("qat", "quantization-aware training"),
                             ("train", "train any method")):
         _add_run_args(sub.add_parser(name, help=help_text))
-    p = sub.add_parser("hessian", help="Hessian trace (and top eigenvalue) of a saved model")
-    p.add_argument("--model", required=True)
-    p.add_argument("--out", required=True)
+    p = _measure_parser(sub, "hessian", "Hessian trace (and top eigenvalue) of a saved model", seed=1234)
     p.add_argument("--probes", type=int, default=64)
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--eigen-iters", type=int, default=20)
-    p.add_argument("--device", default="auto")
-    p = sub.add_parser("variance", help="output variance under Gaussian input noise (Fig. 1)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--out", required=True)
+    p = _measure_parser(sub, "variance", "output variance under Gaussian input noise (Fig. 1)", seed=0)
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--images", type=int, default=500)
     p.add_argument("--samples", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
     p = sub.add_parser("tables", help="Tables 1-5 and the claims summary from the run folders")
     p.add_argument("--results", default="results")
     p.add_argument("--out", default="tables")

@@ -52,7 +52,7 @@ def _data_section(config: dict, dataset: str) -> dict:
     return {"dataset": dataset, **config["data"][dataset]}
 
 
-def _teacher(config: dict, results: str, arch: str, dataset: str, seed: int) -> Run:
+def _teacher(config: dict, arch: str, dataset: str, seed: int) -> Run:
     rid = teacher_id(arch, dataset, seed)
     cfg = load_config({"arch": arch, "method": "fp", "seed": seed, "run_id": rid,
                        "data": _data_section(config, dataset), "optim": config["teacher"],
@@ -85,7 +85,7 @@ def expand(config: dict) -> dict[str, Run]:
         for dataset in grid["datasets"]:
             for arch in grid["archs"]:
                 for seed in config["seeds"]:
-                    teacher = _teacher(config, results, arch, dataset, seed)
+                    teacher = _teacher(config, arch, dataset, seed)
                     runs.setdefault(teacher.run_id, teacher)
                     for bits in grid["bits"]:
                         for method in grid["methods"]:

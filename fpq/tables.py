@@ -158,7 +158,7 @@ def to_latex(table: Table, metric: str) -> str:
     frame = frame.map(lambda v: v.replace("_", r"\_").replace("—", "--") if isinstance(v, str) else v)
     caption = f"{table.title} ({metric}-epoch; ours: mean $\\pm$ std over n seeds)".replace("%", r"\%")
     return frame.style.hide(axis="index").to_latex(hrules=True, caption=caption, label=f"tab:{table.name}",
-                                                   column_format="l" * frame.shape[1]) + ""
+                                                   column_format="l" * frame.shape[1])
 
 
 def build_tables(results: Path, out: Path, reference: Path, expected: list[str] | None = None,
