@@ -29,14 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fpq.build import resolve_device, skeleton
+from fpq.build import resolve_device
 from fpq.config import load_config
 from fpq.methods import METHODS
 from fpq.models import create_model
 from fpq.objective import Objective
-from fpq.perturb import attach_sfp
-from fpq.quant import calibrate
-from fpq.train import make_optimizer, train_step
+from fpq.train import make_optimizer, prepare_student, train_step
 
 EPOCH_IMAGES = 50_000
 PLAIN_METHODS = ("fp", "lsq", "fpq")
@@ -150,14 +148,9 @@ def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime:
                        "quant": {"w_bits": 2 if spec.quantizer else 32, "a_bits": 4 if spec.quantizer else 32},
                        "runtime": {"device": str(device), **runtime}})
     teacher = create_model(arch, num_classes).to(device).eval()
-    model = skeleton(cfg).to(device)
-    model.load_state_dict(teacher.state_dict(), strict=False)
-    if spec.quantizer:
-        calibrate(model, x[:100])
-        if spec.sfp:
-            attach_sfp(model, cfg.quant.sfp_p)
+    model = prepare_student(cfg, teacher if spec.quantizer else None, x[:100], device)
     if cfg.runtime.channels_last:
-        model, teacher = (m.to(memory_format=torch.channels_last) for m in (model, teacher))
+        teacher = teacher.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     forward = torch.compile(model) if cfg.runtime.compile and device.type == "cuda" else model
     objective = Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, forward,

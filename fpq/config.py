@@ -227,6 +227,11 @@ def effective_dict(cfg: RunConfig) -> dict:
     return data
 
 
+def effective_json(cfg: RunConfig) -> str:
+    """`effective_dict` as canonical JSON: the run identity tracked by the workflow and by resume."""
+    return json.dumps(effective_dict(cfg), sort_keys=True)
+
+
 def load_config(source: str | Path | dict) -> RunConfig:
     """RunConfig from a YAML/JSON file path or an already-parsed dict."""
     if isinstance(source, dict):

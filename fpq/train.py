@@ -8,7 +8,6 @@ last: its presence means the run finished.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import sys
 import time
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from fpq.build import load_teacher, resolve_device, save_model, skeleton
-from fpq.config import RunConfig, dump_config, effective_dict, to_dict
+from fpq.config import RunConfig, dump_config, effective_json, to_dict
 from fpq.data import DeviceLoader, load_arrays
 from fpq.hessian import hutchinson_trace
 from fpq.io import load_torch, save_torch, write_json, write_text
@@ -47,26 +46,33 @@ class RunState:
 
 def config_hash(cfg: RunConfig) -> str:
     """Identity of a run for resuming: the keys that can change its result (not `progress`)."""
-    return hashlib.sha256(json.dumps(effective_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(effective_json(cfg).encode()).hexdigest()[:16]
 
 
 def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
     """Float model (teacher stage), or the teacher's copy made quantized and calibrated."""
+    if not cfg.is_qat:
+        return prepare_student(cfg, None, None, device), None
+    teacher = load_teacher(cfg, device)
+    images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
+    return prepare_student(cfg, teacher, images, device), _memory_format(cfg, teacher)
+
+
+def prepare_student(cfg: RunConfig, teacher: nn.Module | None, calib_images, device: torch.device):
+    """The student of `cfg`: for QAT, the teacher's weights, calibrated on `calib_images`, SFP attached."""
     student = skeleton(cfg).to(device)
-    teacher = None
-    if cfg.is_qat:
-        teacher = load_teacher(cfg, device)
+    if teacher is not None:
         missing, _ = student.load_state_dict(teacher.state_dict(), strict=False)
         if any(not _is_quantizer_key(k) for k in missing):
             raise RuntimeError(f"teacher weights do not cover the student: {missing[:5]}")
-        images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
-        calibrate(student, images)
+        calibrate(student, calib_images)
         if METHODS[cfg.method].sfp:
             attach_sfp(student, cfg.quant.sfp_p, cfg.quant.sfp_gate, cfg.quant.sfp_placement)
-    if cfg.runtime.channels_last:
-        student = student.to(memory_format=torch.channels_last)
-        teacher = teacher.to(memory_format=torch.channels_last) if teacher is not None else None
-    return student, teacher
+    return _memory_format(cfg, student)
+
+
+def _memory_format(cfg: RunConfig, model: nn.Module) -> nn.Module:
+    return model.to(memory_format=torch.channels_last) if cfg.runtime.channels_last else model
 
 
 def _is_quantizer_key(key: str) -> bool:

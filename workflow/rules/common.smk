@@ -1,10 +1,10 @@
 # The run grid, expanded once by fpq.grid (validated: a bad value stops here, before any job).
-import json
 import os
 import re
 
 from fpq.budget import load_timings, run_seconds
-from fpq.config import effective_dict
+from fpq.config import effective_json
+from fpq.data import cache_path
 from fpq.grid import expand as expand_runs, final_measurements
 
 RUNS = expand_runs(config)
@@ -23,12 +23,12 @@ def id_pattern(ids):
 def data_file(wildcards):
     """The .npz a run reads: the configured file, or the torchvision cache that fetch_data makes."""
     data = RUNS[wildcards.run].config.data
-    return data.path if data.source == "npz" else f"{data.root}/{data.dataset}.npz"
+    return data.path if data.source == "npz" else str(cache_path(data.dataset, data.root))
 
 
 def run_config_json(wildcards):
     """The keys that matter to this run: a params value, so changing one reruns exactly its runs."""
-    return json.dumps(effective_dict(RUNS[wildcards.run].config), sort_keys=True)
+    return effective_json(RUNS[wildcards.run].config)
 
 
 def runtime_minutes(wildcards, attempt):
