@@ -6,8 +6,8 @@ methods with --methods, fpq path only) it times training steps of
           quantizer), fp32 eager, SFP gate drawn per layer, CSD by forward hooks, a host sync
           (`loss.item()`) per step;
   fpq   - fpq's path: the model from fpq.build, fpq.objective.Objective and the SGD step of
-          fpq.train, with the runtime speed keys given (fused quantizers by default; on CUDA
-          `--fast` adds bf16 autocast, a bf16 teacher, channels_last and torch.compile).
+          fpq.train, with the runtime speed keys given (fused quantizers by default; `--fast`
+          adds bf16 autocast, a bf16 teacher, channels_last and torch.compile).
 Both see the same batch on the device. All paths of a model alternate round by round; the median round counts.
 Prints images/s, seconds per 50k-image epoch, peak memory (CUDA) and the ratio fpq/plain.
 
@@ -152,7 +152,7 @@ def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime:
     if cfg.runtime.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    forward = torch.compile(model) if cfg.runtime.compile and device.type == "cuda" else model
+    forward = torch.compile(model) if cfg.runtime.compile else model
     objective = Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, forward,
                           cfg.runtime.bf16, cfg.runtime.teacher_bf16)
     opt, _ = make_optimizer(cfg, model)
@@ -160,6 +160,17 @@ def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime:
     sam_rho = cfg.quant.sam_rho if spec.sam else None
     model.train()
     return lambda: train_step(objective, opt, params, x, y, sam_rho)
+
+
+def parse_also(text: str) -> tuple[str, dict]:
+    """'fused_quant=false,compile=true' -> ('fused_quant=false,compile=true', {...}) with typed values."""
+    overrides = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--also expects KEY=VAL[,KEY=VAL], got {text!r}")
+        overrides[key.strip()] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    return text, overrides
 
 
 # ----------------------------------------------------------------------------- timing
@@ -208,7 +219,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 1 on CPU")
     p.add_argument("--device", default="auto")
-    p.add_argument("--fast", action="store_true", help="CUDA: bf16 + teacher bf16 + channels_last + compile")
+    p.add_argument("--fast", action="store_true", help="bf16 + teacher bf16 + channels_last + compile "
+                   "(meant for CUDA; on CPU the compile takes minutes)")
+    p.add_argument("--also", action="append", default=[], metavar="KEY=VAL[,KEY=VAL]",
+                   help="time one more fpq path with these runtime keys changed, e.g. fused_quant=false "
+                        "or compile=false (repeatable); its ratio is to fpq's main path")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
@@ -219,8 +234,9 @@ def main(argv=None) -> int:
     batch = args.batch or (256 if cuda else 64)
     steps, warmup = args.steps or (20 if cuda else 2), args.warmup if args.warmup is not None else (10 if cuda else 1)
     runtime = {"fused_quant": True}
-    if args.fast and cuda:
+    if args.fast:
         runtime.update(bf16=True, teacher_bf16=True, channels_last=True, compile=True)
+    variants = {label: {**runtime, **overrides} for label, overrides in map(parse_also, args.also)}
     if cuda:
         torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
@@ -230,7 +246,9 @@ def main(argv=None) -> int:
     x = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, 10, (batch,), generator=gen).to(device)
     rows = []
-    header = f"{'model':12s} {'method':7s} {'path':5s} {'img/s':>9s} {'s/epoch':>8s} {'peak MB':>8s} {'fpq/plain':>9s}"
+    width = max([5] + [len(v) for v in variants])
+    header = (f"{'model':12s} {'method':7s} {'path':{width}s} {'img/s':>9s} {'s/epoch':>8s} {'peak MB':>8s} "
+              f"{'ratio':>9s}   (fpq: / plain; others: / fpq)")
     print(header + "\n" + "-" * len(header), flush=True)
     for arch in args.models.split(","):
         torch.manual_seed(0)
@@ -242,17 +260,22 @@ def main(argv=None) -> int:
                                                    warmup)
             entries[(method, "fpq")] = build(lambda: fpq_step_fn(arch, method, 10, device, x, y, runtime), device,
                                              warmup)
+            for label, keys in variants.items():
+                entries[(method, label)] = build(lambda: fpq_step_fn(arch, method, 10, device, x, y, keys), device,
+                                                 warmup)
         measure_interleaved(entries, device, steps, args.rounds)
         for (method, path), r in entries.items():
-            plain = entries.get((method, "plain"))
-            ratio = r["step_s"] / plain["step_s"] if plain and path == "fpq" else None
+            base = entries.get((method, "plain")) if path == "fpq" else entries.get((method, "fpq"))
+            ratio = r["step_s"] / base["step_s"] if base and path != "plain" else None
             ips = batch / r["step_s"]
             rows.append({"model": arch, "method": method, "path": path, "batch": batch, "images_per_s": ips,
                          "s_per_epoch": EPOCH_IMAGES / ips, "peak_mb": r["peak_mb"],
-                         "ratio_fpq_over_plain": ratio})
+                         "runtime": variants.get(path, runtime) if path != "plain" else None,
+                         "ratio_fpq_over_plain": ratio if path == "fpq" else None,
+                         "ratio_over_fpq": ratio if path not in ("fpq", "plain") else None})
             peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else "     n/a"
             shown = f"{ratio:9.2f}" if ratio else ""
-            print(f"{arch:12s} {method:7s} {path:5s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} {shown:>9s}",
+            print(f"{arch:12s} {method:7s} {path:{width}s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} {shown:>9s}",
                   flush=True)
         del entries
     by = {(r["model"], r["method"], r["path"]): r for r in rows}
@@ -266,7 +289,7 @@ def main(argv=None) -> int:
         print(f"  {arch}: " + ", ".join(parts))
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": batch,
-                                               "runtime": runtime, "rows": rows}, indent=2))
+                                               "runtime": runtime, "variants": variants, "rows": rows}, indent=2))
     return 0
 
 

@@ -103,10 +103,10 @@ class QuantConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
-    bf16: bool = False  # student forward under bf16 autocast (CUDA only)
-    teacher_bf16: bool = False  # frozen teacher forward in bf16 (CUDA only)
+    bf16: bool = False  # student forward under bf16 autocast (speed path for CUDA; works on CPU too)
+    teacher_bf16: bool = False  # frozen teacher forward under bf16 autocast
     channels_last: bool = False
-    compile: bool = False  # torch.compile of the student (CUDA only)
+    compile: bool = False  # torch.compile of the student (first steps pay the compile time)
     fused_quant: bool = True  # one autograd function per fake quantizer instead of an op chain
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True

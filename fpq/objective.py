@@ -14,8 +14,8 @@ from fpq.models import ConvTaps
 
 
 def autocast_bf16(x: torch.Tensor, enabled: bool):
-    """bf16 autocast on CUDA when enabled; a no-op elsewhere (CPU runs stay fp32)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if enabled and x.is_cuda else nullcontext()
+    """bf16 autocast on x's device (CUDA or CPU) when enabled; otherwise a no-op (fp32)."""
+    return torch.autocast(x.device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
 class Objective:

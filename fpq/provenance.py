@@ -51,10 +51,10 @@ def precision_policy(runtime: RuntimeConfig, device: torch.device) -> dict:
     cuda = device.type == "cuda"
     return {
         "params": "fp32",
-        "student_autocast": "bf16" if runtime.bf16 and cuda else "off",
-        "teacher_autocast": "bf16" if runtime.teacher_bf16 and cuda else "off",
+        "student_autocast": "bf16" if runtime.bf16 else "off",
+        "teacher_autocast": "bf16" if runtime.teacher_bf16 else "off",
         "channels_last": runtime.channels_last,
-        "compile": runtime.compile and cuda,
+        "compile": runtime.compile,
         "fused_quant": runtime.fused_quant,
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else False,
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else False,

@@ -220,7 +220,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
                                channels_last=cl)
     model, teacher = build_student(cfg, train_loader, device)
-    forward = torch.compile(model) if cfg.runtime.compile and device.type == "cuda" else model
+    forward = torch.compile(model) if cfg.runtime.compile else model
     spec = METHODS[cfg.method]
     teacher = teacher if spec.uses_teacher_forward else None  # only its weights were needed
     objective = Objective(spec, cfg.quant, model, teacher, forward, cfg.runtime.bf16, cfg.runtime.teacher_bf16)

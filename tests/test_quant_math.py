@@ -1,11 +1,12 @@
 """The quantizer formulas of Sec. 3.1, checked with exact values on tiny tensors."""
+import copy
 import math
 
 import pytest
 import torch
 
-from fpq.quant import LsqPlusQuantizer, LsqQuantizer, PactQuantizer, QuantConv2d
-from fpq.quant.functional import fake_quant_fused, fake_quant_reference
+from fpq.quant import QUANTIZERS, LsqPlusQuantizer, LsqQuantizer, PactQuantizer, QuantConv2d
+from fpq.quant.functional import fake_quant_fused, fake_quant_reference, pact_fused, pact_reference
 from fpq.quant.ste import int_range, round_ste, scale_grad
 
 
@@ -122,26 +123,98 @@ def test_pact_signed_inputs_get_a_symmetric_clip():
     assert q(torch.tensor([-5.0, 5.0])).tolist() == [-2.0, 2.0]
 
 
-def _fake_quant_inputs(dtype=torch.float64):
+def _fake_quant_inputs(dtype=torch.float64, learn_offset=False, fractional=False):
     torch.manual_seed(1)
     x = (torch.randn(3, 5, dtype=dtype) * 2).requires_grad_(True)
     step = torch.tensor([[0.5], [0.3], [0.9]], dtype=dtype, requires_grad=True)
     offset = torch.tensor([[2.0], [1.0], [0.0]], dtype=dtype)
-    return x, step, offset
+    if fractional:
+        offset = offset + torch.tensor([[0.3], [-0.4], [0.1]], dtype=dtype)
+    return x, step, offset.requires_grad_(learn_offset)
 
 
-def test_fused_equals_reference_values_gradients_and_second_derivative():
+@pytest.mark.parametrize("shift_before_round,learn_offset", [(False, False), (True, True), (True, False)])
+def test_fused_equals_reference_values_gradients_and_second_derivative(shift_before_round, learn_offset):
+    """LSQ (fixed integer z) and LSQ+ (learned fractional z): value, first and second derivatives."""
     results = []
     for fn in (fake_quant_reference, fake_quant_fused):
-        x, step, offset = _fake_quant_inputs()
-        y = fn(x, step, offset, 3, 0.2)
+        x, step, offset = _fake_quant_inputs(learn_offset=learn_offset, fractional=shift_before_round)
+        inputs = (x, step, offset) if learn_offset else (x, step)
+        y = fn(x, step, offset, 3, 0.2, shift_before_round)
         loss = (y ** 2 * torch.arange(5, dtype=y.dtype)).sum()
-        gx, gs = torch.autograd.grad(loss, (x, step), create_graph=True)
+        first = torch.autograd.grad(loss, inputs, create_graph=True)
         u = torch.linspace(-1, 1, 3, dtype=y.dtype).view(3, 1)
-        hx, hs = torch.autograd.grad((gs * u).sum() + gx.sum(), (x, step))
-        results.append([t.detach() for t in (y, gx, gs, hx, hs)])
-    for ref, fused in zip(*results):
-        assert torch.allclose(ref, fused, atol=1e-12)
+        mixed = sum((g * u * (k + 1)).sum() for k, g in enumerate(first[1:])) + first[0].sum()
+        second = torch.autograd.grad(mixed, inputs)
+        results.append([t.detach() for t in (y, *first, *second)])
+    ref, fused = results
+    assert torch.equal(ref[0], fused[0])
+    assert any(t.abs().sum() > 0 for t in ref[len(ref) // 2 + 1:])  # the second derivatives are not all 0
+    for a, b in zip(ref[1:], fused[1:]):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_fused_offset_gradient_is_minus_step_outside_the_range():
+    x = torch.tensor([-5.0, 0.1, 0.9, 9.0], dtype=torch.float64, requires_grad=True)
+    step = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    offset = torch.tensor(0.25, dtype=torch.float64, requires_grad=True)
+    fake_quant_fused(x, step, offset, 3, 1.0, True).sum().backward()
+    assert offset.grad.item() == pytest.approx(-2 * 0.5)  # two inputs clipped, d x_hat/d z = -s each
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def _pact_inputs(signed: bool):
+    x = torch.tensor([-3.0, -2.0, -0.5, 0.0, 0.7, 1.3, 2.0, 4.0], dtype=torch.float64, requires_grad=True)
+    alpha = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)  # ties at +-alpha and 0 included
+    return x, alpha, torch.tensor(signed)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_pact_fused_equals_reference(signed):
+    results = []
+    for fn in (pact_reference, pact_fused):
+        x, alpha, flag = _pact_inputs(signed)
+        y = fn(x, alpha, flag, 3)
+        gx, ga = torch.autograd.grad((y * torch.arange(1.0, 9.0, dtype=y.dtype)).sum(), (x, alpha))
+        results.append((y.detach(), gx, ga))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_pact_gradient_rule():
+    """d/dx = 1 on [lower, alpha); d/dalpha = +1 per input >= alpha, -1 per input < -alpha if signed."""
+    x, alpha, _ = _pact_inputs(True)
+    pact_fused(x, alpha, torch.tensor(True), 3).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    assert alpha.grad.item() == 2.0 - 1.0
+    x, alpha, _ = _pact_inputs(False)
+    pact_fused(x, alpha, torch.tensor(False), 3).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    assert alpha.grad.item() == 2.0
+
+
+@pytest.mark.parametrize("method", ["lsq", "lsq+", "pact"])
+def test_every_quantizer_family_fused_matches_unfused_on_a_conv(method):
+    """The runtime key `fused_quant` changes kernels, not numbers: same output and gradients."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1).double()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    outs = []
+    for fused in (False, True):
+        family = QUANTIZERS[method]
+        layer = QuantConv2d.from_float(copy.deepcopy(conv), family.weight(2, (4, 1, 1, 1), fused).double(),
+                                       family.activation(4, fused)).double()
+        calibrated(layer.w_quant, layer.weight)
+        calibrated(layer.a_quant, x)
+        with torch.no_grad():  # move the grid off its calibration point (fractional LSQ+ offset)
+            for p in layer.a_quant.parameters():
+                p.mul_(0.8)
+        y = layer(x)
+        (y ** 2).sum().backward()
+        outs.append([y.detach()] + [p.grad for p in layer.parameters()])
+    assert len(outs[0]) >= 3
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("fused", [False, True])

@@ -29,7 +29,7 @@ class _QuantMixin:
             new.weight.copy_(layer.weight)
             if layer.bias is not None:
                 new.bias.copy_(layer.bias)
-        return new.to(layer.weight.device).train(layer.training)
+        return new.to(device=layer.weight.device, dtype=layer.weight.dtype).train(layer.training)  # quantizers too
 
 
 class QuantConv2d(_QuantMixin, nn.Conv2d):

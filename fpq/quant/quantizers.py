@@ -12,8 +12,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from fpq.quant.functional import fake_quant_fused, fake_quant_reference
-from fpq.quant.ste import clip_ste, int_range, round_ste, scale_grad
+from fpq.quant.functional import fake_quant_fused, fake_quant_reference, pact_fused, pact_lower, pact_reference
+from fpq.quant.ste import int_range
 
 
 class Quantizer(nn.Module):
@@ -69,7 +69,7 @@ class LsqQuantizer(Quantizer):
 
     def __init__(self, bits: int, shape: tuple[int, ...] = (), fused: bool = False):
         super().__init__(bits, shape)
-        self.fused = fused and not self.learn_offset
+        self.fused = fused
         self.step = nn.Parameter(torch.ones(shape))
         offset = torch.zeros(shape)
         if self.learn_offset:
@@ -90,26 +90,25 @@ class LsqQuantizer(Quantizer):
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         fn = fake_quant_fused if self.fused else fake_quant_reference
-        return fn(x, self.step, self.offset, self.qmax, self.grad_scale(x))
+        return fn(x, self.step, self.offset, self.qmax, self.grad_scale(x), self.learn_offset)
 
     def step_size(self) -> torch.Tensor:
         return self.step.detach()
 
 
 class LsqPlusQuantizer(LsqQuantizer):
-    """LSQ+: the offset is learned too, so the grid can shift by a fraction of a step."""
+    """LSQ+: the offset is learned too (x_int = clip(round(x/s + z))), so the grid can shift by a
+    fraction of a step; both s and z get LSQ's gradient scale."""
 
     learn_offset = True
-
-    def quantize(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.grad_scale(x)
-        s, z = scale_grad(self.step, g), scale_grad(self.offset, g)
-        shifted = x / s + z
-        return (clip_ste(round_ste(shifted), shifted, self.qmax) - z) * s
 
 
 class MinMaxWeightQuantizer(Quantizer):
     """Uniform per-channel weight grid from the weights' current min/max (PACT's weight side)."""
+
+    def __init__(self, bits: int, shape: tuple[int, ...] = (), fused: bool = False):
+        super().__init__(bits, shape)
+        self.fused = fused
 
     def init_from_observed(self) -> None:
         pass  # the grid follows the weights at every step
@@ -118,7 +117,8 @@ class MinMaxWeightQuantizer(Quantizer):
         dims = self._reduce_dims(w)
         with torch.no_grad():
             step, offset = minmax_step_offset(w.amin(dim=dims, keepdim=True), w.amax(dim=dims, keepdim=True), self.qmax)
-        return fake_quant_reference(w, step, offset, self.qmax, 1.0)
+        fn = fake_quant_fused if self.fused else fake_quant_reference
+        return fn(w, step, offset, self.qmax, 1.0)
 
     def step_size(self) -> torch.Tensor:
         return ((self.observed_max - self.observed_min) / self.qmax).detach()
@@ -131,8 +131,9 @@ class PactQuantizer(Quantizer):
     get the symmetric clip [-alpha, alpha]; post-ReLU inputs the original [0, alpha].
     """
 
-    def __init__(self, bits: int, shape: tuple[int, ...] = ()):
+    def __init__(self, bits: int, shape: tuple[int, ...] = (), fused: bool = False):
         super().__init__(bits, shape)
+        self.fused = fused
         self.alpha = nn.Parameter(torch.ones(shape))
         self.register_buffer("signed", torch.zeros(shape, dtype=torch.bool))
 
@@ -143,15 +144,11 @@ class PactQuantizer(Quantizer):
         self.alpha.copy_(bound.clamp_min(1e-3))
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
-        lower = torch.where(self.signed, -self.alpha, torch.zeros_like(self.alpha))
-        y = torch.maximum(torch.minimum(x, self.alpha), lower)
-        step = ((self.alpha - lower) / self.qmax).detach()
-        y_q = torch.round((y - lower.detach()) / step) * step + lower.detach()
-        return y + (y_q - y).detach()  # forward y_q; d/dalpha = d clip/d alpha (PACT)
+        fn = pact_fused if self.fused else pact_reference
+        return fn(x, self.alpha, self.signed, self.qmax)
 
     def step_size(self) -> torch.Tensor:
-        lower = torch.where(self.signed, -self.alpha, torch.zeros_like(self.alpha))
-        return ((self.alpha - lower) / self.qmax).detach()
+        return ((self.alpha - pact_lower(self.alpha, self.signed)) / self.qmax).detach()
 
 
 @dataclass(frozen=True)
@@ -165,10 +162,10 @@ class QuantizerFamily:
 QUANTIZERS: dict[str, QuantizerFamily] = {
     "lsq": QuantizerFamily(lambda b, shape, fused: LsqQuantizer(b, shape, fused),
                            lambda b, fused: LsqQuantizer(b, (), fused)),
-    "lsq+": QuantizerFamily(lambda b, shape, fused: LsqPlusQuantizer(b, shape),
-                            lambda b, fused: LsqPlusQuantizer(b, ())),
-    "pact": QuantizerFamily(lambda b, shape, fused: MinMaxWeightQuantizer(b, shape),
-                            lambda b, fused: PactQuantizer(b, ())),
+    "lsq+": QuantizerFamily(lambda b, shape, fused: LsqPlusQuantizer(b, shape, fused),
+                            lambda b, fused: LsqPlusQuantizer(b, (), fused)),
+    "pact": QuantizerFamily(lambda b, shape, fused: MinMaxWeightQuantizer(b, shape, fused),
+                            lambda b, fused: PactQuantizer(b, (), fused)),
 }
 
 
