@@ -23,7 +23,6 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +30,11 @@ from torch import nn
 
 from fpq.build import resolve_device
 from fpq.config import load_config
+from fpq.io import write_text
 from fpq.methods import METHODS
 from fpq.models import create_model
 from fpq.objective import Objective
-from fpq.train import make_optimizer, prepare_student, train_step
+from fpq.train import make_optimizer, prepare_student, student_forward, train_step
 
 EPOCH_IMAGES = 50_000
 PLAIN_METHODS = ("fp", "lsq", "fpq")
@@ -152,7 +152,7 @@ def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime:
     if cfg.runtime.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    forward = torch.compile(model) if cfg.runtime.compile else model
+    forward = student_forward(cfg, model)
     objective = Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, forward,
                           cfg.runtime.bf16, cfg.runtime.teacher_bf16)
     opt, _ = make_optimizer(cfg, model)
@@ -278,6 +278,9 @@ def main(argv=None) -> int:
             print(f"{arch:12s} {method:7s} {path:{width}s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} {shown:>9s}",
                   flush=True)
         del entries
+        if args.json:  # after every model, so a run cut off by a time limit keeps what it measured
+            write_text(args.json, json.dumps({"device": name, "torch": torch.__version__, "batch": batch,
+                                              "runtime": runtime, "variants": variants, "rows": rows}, indent=2))
     by = {(r["model"], r["method"], r["path"]): r for r in rows}
     print("\nfpq path, each method's step / the FP step (and FPQ / LSQ):")
     for arch in args.models.split(","):
@@ -287,9 +290,6 @@ def main(argv=None) -> int:
         if (arch, "lsq", "fpq") in by and (arch, "fpq", "fpq") in by:
             parts.append(f"FPQ/LSQ {by[(arch, 'fpq', 'fpq')]['s_per_epoch'] / by[(arch, 'lsq', 'fpq')]['s_per_epoch']:.2f}")
         print(f"  {arch}: " + ", ".join(parts))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": batch,
-                                               "runtime": runtime, "variants": variants, "rows": rows}, indent=2))
     return 0
 
 

@@ -3,7 +3,8 @@
 Default: the fused LSQ quantizer (runtime.fused_quant, on by default) against the reference op
 chain, LSQ W2A4 on ResNet-20 from one short-trained teacher, on the real mini CIFAR-10 subset,
 over several seeds; prints mean ± std of each and Welch's verdict on the difference.
-On CUDA, `--key bf16` (or teacher_bf16, channels_last, compile) checks that path instead.
+`--key bf16,teacher_bf16 --method fpq` (or channels_last, compile) checks those paths instead;
+they run on CPU too (slowly), and are meant for CUDA.
 
     python bench/policy_check.py --npz ../shared/data/cifar10-mini.npz
 """
@@ -23,7 +24,8 @@ from fpq.train import run
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--npz", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10-mini.npz"))
-    p.add_argument("--key", default="fused_quant", help="runtime key compared (true vs false)")
+    p.add_argument("--key", default="fused_quant", help="runtime key(s) compared, all true vs all false; "
+                   "comma-separated to switch several together, e.g. bf16,teacher_bf16")
     p.add_argument("--method", default="lsq")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--train", type=int, default=2000, help="train images (class-balanced subset)")
@@ -34,6 +36,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     data = {"source": "npz", "path": args.npz, "train_subset": args.train}
     runtime = {"device": args.device, "progress": False}
+    keys = [k.strip() for k in args.key.split(",") if k.strip()]
     work = Path(tempfile.mkdtemp(prefix="fpq-policy-"))
     run(load_config({"arch": "resnet20", "method": "fp", "data": data, "runtime": runtime,
                      "optim": {"epochs": args.teacher_epochs, "lr": 0.1, "batch_size": 128}}), work / "teacher")
@@ -44,7 +47,7 @@ def main(argv=None) -> int:
                                "teacher": str(work / "teacher" / "model.pt"),
                                "optim": {"epochs": args.epochs, "lr": 0.01, "batch_size": 128},
                                "quant": {"w_bits": 2, "a_bits": 4},
-                               "runtime": {**runtime, args.key: value}})
+                               "runtime": {**runtime, **{key: value for key in keys}}})
             accs[value].append(run(cfg, work / f"{value}_{seed}")["final"]["top1"])
             print(f"seed {seed} {args.key}={value}: top-1 {accs[value][-1]:.2f}", flush=True)
     on, off = summarize_list(accs[True]), summarize_list(accs[False])

@@ -14,8 +14,38 @@ FULL_TRAIN_SET = 50_000
 HESSIAN_STEP_FACTOR = 3.0  # one Hessian-vector product costs about three training steps
 
 
+TIMING_KINDS = {"fp": "fp", "qat": "lsq", "qat_teacher": "fpq"}  # budget column <- benchmarked method
+
+
 def load_timings(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+def timings_from_bench(bench: dict, previous: dict | None = None, path: str = "fpq") -> dict:
+    """The epoch_seconds table from a `bench/bench_step.py --json` result.
+
+    Uses the rows of one timed path (fpq's main runtime by default; a `--also` label for a variant),
+    fp <- FP, qat <- LSQ W2A4, qat_teacher <- FPQ W2A4 (teacher forward + CSD, the dearest teacher
+    method). Architectures the benchmark did not time keep their previous rows.
+    """
+    rows = [r for r in bench["rows"] if r["path"] == path]
+    if not rows:
+        raise ValueError(f"no rows of path {path!r} in the benchmark (paths: "
+                         f"{sorted({r['path'] for r in bench['rows']})})")
+    by = {(r["model"], r["method"]): r for r in rows}
+    runtime = rows[0].get("runtime") or bench.get("runtime") or {}
+    keys = ", ".join(f"{k}={v}" for k, v in runtime.items() if k != "device") or "defaults"
+    source = f"{bench['device']}, fpq path ({keys}), batch {bench['batch']}, torch {bench['torch']}"
+    previous = previous or {}
+    archs = {arch: {"source": previous.get("card", "unknown"), **row}
+             for arch, row in previous.get("archs", {}).items()}
+    for arch in sorted({r["model"] for r in rows}):
+        missing = [m for m in TIMING_KINDS.values() if (arch, m) not in by]
+        if missing:
+            raise ValueError(f"{arch}: the benchmark lacks {missing}; run it with --methods fp,lsq,fpq")
+        archs[arch] = {**{kind: round(by[(arch, m)]["s_per_epoch"], 3) for kind, m in TIMING_KINDS.items()},
+                       "source": source}
+    return {"card": source, "archs": archs}
 
 
 def _train_images(cfg: RunConfig) -> int:
@@ -57,8 +87,12 @@ def budget_report(config: dict, timings_path: str | Path) -> str:
     for rid in hessian_ids:
         seconds["measure_hessian"] += measurement_seconds(runs[rid].config, timings, h["final_probes"],
                                                           h["final_batches"], h["batch_size"])
-    estimated = sorted({r.config.arch for r in runs.values() if timings["archs"][r.config.arch].get("estimated")})
+    used = {r.config.arch: timings["archs"][r.config.arch] for r in runs.values()}
+    estimated = sorted(arch for arch, row in used.items() if row.get("estimated"))
     lines = [f"jobs: {sum(jobs.values())}  (timings: {timings['card']})"]
+    other = sorted(arch for arch, row in used.items() if row.get("source", timings["card"]) != timings["card"])
+    if other:
+        lines.append("  timed elsewhere: " + "; ".join(f"{a}: {used[a]['source']}" for a in other))
     for rule in ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "build_tables",
                  "plot_figures"):
         lines.append(f"  {rule:16s} {jobs[rule]:5d} jobs  {seconds[rule] / 3600:8.1f} GPU-hours")

@@ -100,6 +100,9 @@ class QuantConfig:
         _require(self.sam_rho > 0, "quant.sam_rho", "must be > 0")
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
@@ -107,6 +110,8 @@ class RuntimeConfig:
     teacher_bf16: bool = False  # frozen teacher forward under bf16 autocast
     channels_last: bool = False
     compile: bool = False  # torch.compile of the student (first steps pay the compile time)
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA graphs
+    fused_optimizer: bool = False  # SGD's single fused kernel (torch.optim.SGD(fused=True))
     fused_quant: bool = True  # one autograd function per fake quantizer instead of an op chain
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
@@ -115,6 +120,7 @@ class RuntimeConfig:
         _require(self.device == "auto" or self.device.split(":")[0] in {"cpu", "cuda"},
                  "runtime.device", f"{self.device!r} is not auto, cpu or cuda[:N]")
         _require(self.threads >= 0, "runtime.threads", "must be >= 0")
+        _choice(self.compile_mode, "runtime.compile_mode", set(COMPILE_MODES))
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def precision_policy(runtime: RuntimeConfig, device: torch.device) -> dict:
         "teacher_autocast": "bf16" if runtime.teacher_bf16 else "off",
         "channels_last": runtime.channels_last,
         "compile": runtime.compile,
+        "compile_mode": runtime.compile_mode if runtime.compile else None,
+        "fused_optimizer": runtime.fused_optimizer,
         "fused_quant": runtime.fused_quant,
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else False,
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else False,

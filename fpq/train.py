@@ -79,6 +79,11 @@ def _is_quantizer_key(key: str) -> bool:
     return any(part in key for part in ("w_quant.", "a_quant."))
 
 
+def student_forward(cfg: RunConfig, model: nn.Module):
+    """What the training step calls: the module, or its torch.compile wrapper (`runtime.compile`)."""
+    return torch.compile(model, mode=cfg.runtime.compile_mode) if cfg.runtime.compile else model
+
+
 def make_optimizer(cfg: RunConfig, model: nn.Module):
     """SGD + per-epoch cosine; quantizer parameters get weight decay only if asked."""
     quant = {id(p) for p in quantizer_parameters(model)}
@@ -86,7 +91,8 @@ def make_optimizer(cfg: RunConfig, model: nn.Module):
     if quant:
         wd = cfg.optim.weight_decay if cfg.optim.quant_weight_decay else 0.0
         groups.append({"params": [p for p in model.parameters() if id(p) in quant], "weight_decay": wd})
-    opt = torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
+                          **({"fused": True} if cfg.runtime.fused_optimizer else {}))
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.optim.epochs)
 
 
@@ -220,7 +226,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
                                channels_last=cl)
     model, teacher = build_student(cfg, train_loader, device)
-    forward = torch.compile(model) if cfg.runtime.compile else model
+    forward = student_forward(cfg, model)
     spec = METHODS[cfg.method]
     teacher = teacher if spec.uses_teacher_forward else None  # only its weights were needed
     objective = Objective(spec, cfg.quant, model, teacher, forward, cfg.runtime.bf16, cfg.runtime.teacher_bf16)

@@ -1,6 +1,8 @@
 from pathlib import Path
 
-from fpq.budget import budget_report, load_timings, run_seconds
+import pytest
+
+from fpq.budget import budget_report, load_timings, run_seconds, timings_from_bench
 from fpq.grid import expand, load_workflow_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,5 +25,29 @@ def test_sam_costs_two_passes_and_subsets_scale():
     timings = load_timings(REPO / "config" / "epoch_seconds.yaml")
     sam = runs["resnet18_cifar10_w4a4_lsq+sam_s0"].config
     lsq = runs["resnet18_cifar10_w4a4_lsq_s0"].config
-    hessian_part = run_seconds(lsq, timings) - 200 * 5.68
+    hessian_part = run_seconds(lsq, timings) - 200 * timings["archs"]["resnet18"]["qat"]
     assert abs((run_seconds(sam, timings) - hessian_part) / (run_seconds(lsq, timings) - hessian_part) - 2) < 1e-9
+
+
+def _bench(path="fpq", methods=("fp", "lsq", "fpq")):
+    rows = [{"model": "resnet18", "method": m, "path": p, "s_per_epoch": t, "runtime": {"compile": True}}
+            for m, t in zip(methods, (1.0, 2.0, 2.5)) for p in ("plain", path)]
+    return {"device": "NVIDIA H100", "torch": "2.14.1", "batch": 256, "rows": rows}
+
+
+def test_timings_from_a_benchmark_replace_measured_archs_and_keep_the_rest():
+    previous = load_timings(REPO / "config" / "epoch_seconds.yaml")
+    new = timings_from_bench(_bench(), previous)
+    assert {k: new["archs"]["resnet18"][k] for k in ("fp", "qat", "qat_teacher")} == \
+        {"fp": 1.0, "qat": 2.0, "qat_teacher": 2.5}
+    assert new["archs"]["resnet18"]["source"] == new["card"] and "H100" in new["card"] and "compile" in new["card"]
+    assert new["archs"]["resnet50"] == {**previous["archs"]["resnet50"], "source": previous["card"]}
+    cfg = expand(load_workflow_config(REPO / "config" / "paper.yaml"))["resnet18_cifar10_w2a4_fpq_p0.1_s0"].config
+    assert run_seconds(cfg, new) < run_seconds(cfg, previous)
+
+
+def test_timings_from_a_benchmark_refuse_an_incomplete_one():
+    with pytest.raises(ValueError, match="lacks"):
+        timings_from_bench(_bench(methods=("fp", "lsq", "kd")))
+    with pytest.raises(ValueError, match="no rows of path"):
+        timings_from_bench(_bench(), path="compile=false")

@@ -119,3 +119,34 @@ def test_a_run_with_every_speed_key_trains_and_records_them(quick_teacher, mini_
     assert (p["student_autocast"], p["teacher_autocast"], p["channels_last"], p["compile"]) == ("bf16", "bf16", True, True)
     assert math.isfinite(m["history"][0]["train_loss"]) and m["final"]["top1"] >= 0
     assert len(m["hessian_trajectory"]) == 2  # the trace runs on the uncompiled fp32 module
+
+
+def test_fused_sgd_takes_the_same_steps_as_the_default_sgd():
+    from fpq.train import make_optimizer
+
+    params = []
+    for fused in (False, True):
+        cfg = load_config({"arch": "resnet20", "runtime": {"device": "cpu", "fused_optimizer": fused}})
+        torch.manual_seed(0)
+        model = create_model("resnet20", 10)
+        opt, _ = make_optimizer(cfg, model)
+        assert bool(opt.defaults.get("fused")) is fused
+        for k in range(3):
+            opt.zero_grad()
+            model(torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(k))).square().mean().backward()
+            opt.step()
+        params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(params[0], params[1], rtol=1e-5, atol=1e-7)
+    torch.manual_seed(0)
+    init = torch.cat([p.detach().flatten() for p in create_model("resnet20", 10).parameters()])
+    assert (params[0] - init).abs().max() > 1e-3  # the steps did move the weights
+
+
+def test_compile_mode_is_checked_and_recorded():
+    from fpq.config import ConfigError
+    from fpq.provenance import precision_policy
+
+    with pytest.raises(ConfigError, match="runtime.compile_mode"):
+        load_config({"arch": "resnet20", "runtime": {"compile_mode": "fastest"}})
+    cfg = load_config({"arch": "resnet20", "runtime": {"compile": True, "compile_mode": "reduce-overhead"}})
+    assert precision_policy(cfg.runtime, torch.device("cpu"))["compile_mode"] == "reduce-overhead"

@@ -7,8 +7,9 @@ PACT: y = clip(x, lower, alpha), x_hat = round((y - lower)/s) * s + lower with s
 (s detached), gradient to alpha from the clip only.
 
 The `*_reference` functions compose the named parts (scale, round-STE, clip-STE); the `*_fused`
-ones are single autograd functions that save only the input and recompute the masks in
-backward (fewer kernels and saved buffers). Their backward is written in differentiable ops, so
+ones are single autograd functions that save the input (and an fp32 output that is kept anyway)
+and recompute the masks in backward (fewer kernels and saved buffers). Both compute in at least
+fp32 and return the input's dtype. Their backward is written in differentiable ops, so
 double backward works too. tests/test_quant_math.py proves each pair equal in value, gradient
 and second derivative.
 """
