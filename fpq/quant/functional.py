@@ -64,7 +64,7 @@ class _FusedAffine(torch.autograd.Function):
         with torch.no_grad():
             v = x.to(compute_dtype(x)) / step
             shifted = v + offset  # LSQ's region on the unrounded value x/s + z
-            inside = (shifted > 0) & (shifted < ctx.qmax)
+            inside = ((shifted > 0) & (shifted < ctx.qmax)).to(grad.dtype)  # one conversion, used twice
         grad_x = grad * inside
         grad_step = grad_offset = None
         if need_step or need_offset:
@@ -77,7 +77,7 @@ class _FusedAffine(torch.autograd.Function):
                     ds = (out - x * inside).div_(step)
                 else:
                     ds = _levels(v, offset, ctx.qmax, ctx.shift).sub_(offset).sub_(v * inside)
-                outside = (~inside).to(ds.dtype)
+                outside = 1.0 - inside if need_offset else None  # only a learned offset needs it
             if need_step:
                 if need_offset:  # value unchanged; carries the reference's d/dz of the outside term
                     ds = ds + outside * (offset.detach() - scale_grad(offset, g))
