@@ -63,7 +63,8 @@ class _FusedAffine(torch.autograd.Function):
         _, need_step, need_offset = ctx.needs_input_grad[:3]
         with torch.no_grad():
             v = x.to(compute_dtype(x)) / step
-            shifted = v + offset  # LSQ's region on the unrounded value x/s + z
+            # LSQ's region on the unrounded value x/s + z (v itself is needed only to recompute levels)
+            shifted = v.add_(offset) if out is not None else v + offset
             inside = ((shifted > 0) & (shifted < ctx.qmax)).to(grad.dtype)  # one conversion, used twice
         grad_x = grad * inside
         grad_step = grad_offset = None

@@ -17,11 +17,14 @@ from fpq.quant.ste import int_range
 
 
 class Quantizer(nn.Module):
-    """Base: bit width, min/max observation and the calibration protocol."""
+    """Base: bit width, min/max observation and the calibration protocol.
 
-    def __init__(self, bits: int, shape: tuple[int, ...]):
+    `fused` picks the single autograd function over the reference op chain (runtime.fused_quant).
+    """
+
+    def __init__(self, bits: int, shape: tuple[int, ...], fused: bool = False):
         super().__init__()
-        self.bits = bits
+        self.bits, self.fused = bits, fused
         self.qmax = int_range(bits)[1]
         self.per_channel = len(shape) > 0
         self.calibrating = False
@@ -68,8 +71,7 @@ class LsqQuantizer(Quantizer):
     learn_offset = False
 
     def __init__(self, bits: int, shape: tuple[int, ...] = (), fused: bool = False):
-        super().__init__(bits, shape)
-        self.fused = fused
+        super().__init__(bits, shape, fused)
         self.step = nn.Parameter(torch.ones(shape))
         offset = torch.zeros(shape)
         if self.learn_offset:
@@ -106,10 +108,6 @@ class LsqPlusQuantizer(LsqQuantizer):
 class MinMaxWeightQuantizer(Quantizer):
     """Uniform per-channel weight grid from the weights' current min/max (PACT's weight side)."""
 
-    def __init__(self, bits: int, shape: tuple[int, ...] = (), fused: bool = False):
-        super().__init__(bits, shape)
-        self.fused = fused
-
     def init_from_observed(self) -> None:
         pass  # the grid follows the weights at every step
 
@@ -132,8 +130,7 @@ class PactQuantizer(Quantizer):
     """
 
     def __init__(self, bits: int, shape: tuple[int, ...] = (), fused: bool = False):
-        super().__init__(bits, shape)
-        self.fused = fused
+        super().__init__(bits, shape, fused)
         self.alpha = nn.Parameter(torch.ones(shape))
         self.register_buffer("signed", torch.zeros(shape, dtype=torch.bool))
 
