@@ -41,13 +41,12 @@ def table(rows: list[dict]) -> str:
 
 def verdicts(rows: list[dict], meta: dict) -> list[str]:
     by = {(r["model"], r["method"], r["path"]): r["s_per_epoch"] for r in rows}
+    plain18 = by.get(("resnet18", "lsq", "plain"))
+    batch20 = sorted({r["batch"] for r in rows if r["model"] == "resnet20"})
     out = []
     for path in sorted({r["path"] for r in rows if r["path"] != "plain"}):
-        def t(model, method):
-            return by.get((model, method, path))
-
-        lsq18, plain18, fpq18, lsq20 = t("resnet18", "lsq"), by.get(("resnet18", "lsq", "plain")), \
-            t("resnet18", "fpq"), t("resnet20", "lsq")
+        lsq18, fpq18, lsq20 = (by.get(key + (path,)) for key in
+                               (("resnet18", "lsq"), ("resnet18", "fpq"), ("resnet20", "lsq")))
         if lsq18 and plain18:
             r = lsq18 / plain18
             out.append(f"- [{path}] ResNet-18 LSQ epoch / plain loop's: **{r:.2f}** (target <= 0.5: "
@@ -56,9 +55,8 @@ def verdicts(rows: list[dict], meta: dict) -> list[str]:
             r = fpq18 / lsq18
             out.append(f"- [{path}] ResNet-18 FPQ epoch / LSQ epoch: **{r:.2f}** (target <= 1.25: "
                        f"{'met' if r <= 1.25 else 'not met'})")
-        batch = {r["batch"] for r in rows if r["model"] == "resnet20"}
         if lsq20:
-            out.append(f"- [{path}] ResNet-20 LSQ at batch {sorted(batch)}: **{lsq20:.2f} s/epoch** (target <= 1.0: "
+            out.append(f"- [{path}] ResNet-20 LSQ at batch {batch20}: **{lsq20:.2f} s/epoch** (target <= 1.0: "
                        f"{'met' if lsq20 <= 1.0 else 'not met'})")
     policy = meta.get("policy")
     if policy:
