@@ -2,7 +2,11 @@
 #   snakemake --cores all                                   # quick run (config/config.yaml)
 #   snakemake --cores all --configfile config/paper.yaml --resources gpu=4
 #   snakemake --profile workflow/profiles/slurm --configfile config/paper.yaml
-from snakemake.utils import min_version, validate
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+from fpq.grid import prepare_workflow_config
 
 min_version("9.0")
 
@@ -14,7 +18,10 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# A config is named after its file (results/<name>, tables/<name>, figures/<name> by default),
+# then validated against workflow/schemas/config.schema.yaml (a bad key stops here, naming it).
+config.setdefault("name", Path((workflow.overwrite_configfiles or ["config/config.yaml"])[-1]).stem)
+prepare_workflow_config(config)
 
 
 include: "workflow/rules/common.smk"

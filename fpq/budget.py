@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from fpq.config import RunConfig
-from fpq.grid import expand, final_measurements
+from fpq.config import FinalHessianConfig, RunConfig
+from fpq.grid import expand
 from fpq.methods import METHODS
 
 FULL_TRAIN_SET = 50_000
@@ -71,33 +71,35 @@ def measurement_seconds(cfg: RunConfig, timings: dict, probes: int, batches: int
     return probes * batches * HESSIAN_STEP_FACTOR * step
 
 
-def budget_report(config: dict, timings_path: str | Path) -> str:
+def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
     timings = load_timings(timings_path)
-    runs = expand(config)
-    hessian_ids, variance_ids = final_measurements(config, runs)
+    plan = expand(config)
+    runs = plan.runs
     jobs = Counter("train_teacher" if r.teacher_id is None else "train_qat" for r in runs.values())
-    jobs["measure_hessian"], jobs["probe_variance"] = len(hessian_ids), len(variance_ids)
+    jobs["measure_hessian"], jobs["probe_variance"] = len(plan.hessian_ids), len(plan.variance_ids)
     jobs["fetch_data"] = len({(r.config.data.root, r.config.data.dataset) for r in runs.values()
                               if r.config.data.source == "torchvision"})
-    jobs["build_tables"] = jobs["plot_figures"] = 1
+    jobs["index_runs"] = jobs["build_tables"] = jobs["plot_figures"] = 1
     h = config["hessian"]
+    final = FinalHessianConfig(h["final_probes"], h["final_batches"], h["batch_size"], h["seed"], h["eigen_iters"])
     seconds = Counter()
-    for rid, run in runs.items():
+    for run in runs.values():
         seconds["train_teacher" if run.teacher_id is None else "train_qat"] += run_seconds(run.config, timings)
-    for rid in hessian_ids:
-        seconds["measure_hessian"] += measurement_seconds(runs[rid].config, timings, h["final_probes"],
-                                                          h["final_batches"], h["batch_size"])
+    for rid in plan.hessian_ids:
+        seconds["measure_hessian"] += measurement_seconds(runs[rid].config, timings, final.probes, final.batches,
+                                                          final.batch_size)
     used = {r.config.arch: timings["archs"][r.config.arch] for r in runs.values()}
     estimated = sorted(arch for arch, row in used.items() if row.get("estimated"))
     lines = [f"jobs: {sum(jobs.values())}  (timings: {timings['card']})"]
     other = sorted(arch for arch, row in used.items() if row.get("source", timings["card"]) != timings["card"])
     if other:
         lines.append("  timed elsewhere: " + "; ".join(f"{a}: {used[a]['source']}" for a in other))
-    for rule in ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "build_tables",
-                 "plot_figures"):
+    for rule in ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "index_runs",
+                 "build_tables", "plot_figures"):
         lines.append(f"  {rule:16s} {jobs[rule]:5d} jobs  {seconds[rule] / 3600:8.1f} GPU-hours")
-    lines.append(f"total: {sum(seconds.values()) / 3600:.1f} GPU-hours on one card "
-                 f"({sum(seconds.values()) / 3600 / 4:.1f} h wall on 4 GPUs if perfectly packed)")
+    total = sum(seconds.values()) / 3600
+    lines.append(f"total: {total:.1f} GPU-hours on one card ({total / gpus:.1f} h wall on {gpus} GPUs if perfectly "
+                 f"packed)")
     if estimated:
         lines.append(f"note: seconds/epoch of {', '.join(estimated)} are estimates, not measurements")
     return "\n".join(lines)

@@ -1,4 +1,9 @@
-"""The `fpq` command: train (pretrain / qat), hessian, variance, tables, figures, budget, runs."""
+"""The `fpq` command: train (pretrain / qat), hessian, variance, index, tables, figures, budget, runs.
+
+Argument parsing, `--help`, `budget`, `runs` and every argument error run without importing
+torch (each command imports what it needs). Bad input of any kind ends as `fpq: error: ...`
+with exit status 2; a run that diverged ends with status 1 (or 0 with --record-failures).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,13 +12,27 @@ import sys
 import time
 from pathlib import Path
 
-from fpq.config import ConfigError, load_config, with_overrides
+from fpq.config import FinalHessianConfig, VarianceConfig
+from fpq.errors import BAD_INPUT, ConfigError
 
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
+PROJECT = Path(__file__).resolve().parent.parent  # where the Snakefile, config/ and workflow/ live
+
+
+def project_file(path: str, what: str) -> Path:
+    """`path` as given if it exists, else relative to the project (so `cd /tmp && fpq budget` works)."""
+    given = Path(path)
+    for candidate in (given, PROJECT / given):
+        if candidate.exists():
+            return candidate
+    where = "" if given.is_absolute() else f" (looked in {Path.cwd()} and in the project {PROJECT})"
+    raise ConfigError(f"{what} {path} does not exist{where}")
 
 
 def _run_config(args):
-    """The RunConfig of a training/measurement command, validated before any work starts."""
+    """The RunConfig of a training command, validated before any work starts (torch-free)."""
+    from fpq.config import load_config, with_overrides
+
     if args.config_json:
         data = json.loads(args.config_json)
     else:
@@ -31,16 +50,23 @@ def _run_config(args):
 
 def cmd_train(args, stage: str | None) -> int:
     from fpq.gpu_slots import acquire_gpu_slot
-    from fpq.train import record_failure, run
 
     cfg = _run_config(args)
     if stage == "pretrain" and cfg.is_qat or stage == "qat" and not cfg.is_qat:
         raise ConfigError(f"method: {cfg.method!r} is not a {stage} method")
-    acquire_gpu_slot()
+    acquire_gpu_slot()  # sets CUDA_VISIBLE_DEVICES: before torch (imported by fpq.train) touches CUDA
+    from fpq.train import RunFailure, record_failure, run
+
     try:
         metrics = run(cfg, args.out)
+    except RunFailure as err:
+        record_failure(args.out, cfg, err, as_result=args.record_failures)
+        print(f"fpq: error: {err}" + (" (recorded as a failed result)" if args.record_failures else ""),
+              file=sys.stderr)
+        return 0 if args.record_failures else EXIT_FAILED
     except Exception as err:
-        record_failure(args.out, cfg, err)
+        if not isinstance(err, BAD_INPUT):
+            record_failure(args.out, cfg, err)
         raise
     print(f"{cfg.run_id or cfg.method}: final top-1 {metrics['final']['top1']:.2f}% "
           f"(best {metrics['best']['top1']:.2f}% at epoch {metrics['best']['epoch']})")
@@ -49,54 +75,102 @@ def cmd_train(args, stage: str | None) -> int:
 
 def cmd_hessian(args) -> int:
     from fpq.gpu_slots import acquire_gpu_slot
+
+    settings = FinalHessianConfig(args.probes, args.batches, args.batch_size, args.seed, args.eigen_iters)
+    acquire_gpu_slot()
     from fpq.measure import measure_hessian
 
-    acquire_gpu_slot()
-    r = measure_hessian(args.model, args.out, args.probes, args.batches, args.batch_size, args.seed,
-                        args.eigen_iters, args.device)
-    print(f"{r['run_id']}: Hessian trace {r['trace']['mean']:.4g} +- {r['trace']['stderr']:.2g}")
+    r = measure_hessian(args.model, args.out, settings, args.device)
+    print(f"{r['run_id']}: " + (f"Hessian trace {r['trace']['mean']:.4g} +- {r['trace']['stderr']:.2g}"
+                                if r["status"] == "ok" else r["error"]))
     return 0
 
 
 def cmd_variance(args) -> int:
     from fpq.gpu_slots import acquire_gpu_slot
+
+    settings = VarianceConfig(args.sigma, args.images, args.samples, args.seed)
+    acquire_gpu_slot()
     from fpq.measure import measure_variance
 
-    acquire_gpu_slot()
-    r = measure_variance(args.model, args.out, args.sigma, args.images, args.samples, args.seed, args.device)
-    print(f"{r['run_id']}: output variance {r['logit_variance']:.4g} (logits)")
+    r = measure_variance(args.model, args.out, settings, args.device)
+    print(f"{r['run_id']}: " + (f"output variance {r['logit_variance']:.4g} (logits)" if r["status"] == "ok"
+                                else r["error"]))
     return 0
+
+
+def _workflow_config(args) -> dict:
+    """A workflow config from --config-json (the workflow, run in the project) or --configfile
+    (found from anywhere); relative folders in it are relative to the project, where Snakemake runs."""
+    from fpq.grid import FOLDER_KEYS, load_workflow_config, prepare_workflow_config
+
+    if getattr(args, "config_json", None):
+        return prepare_workflow_config(json.loads(args.config_json))
+    config = load_workflow_config(project_file(args.configfile, "workflow config"))
+    for key in FOLDER_KEYS + ("reference",):
+        config[key] = str(PROJECT / config[key])  # an absolute path stays as it is
+    return config
+
+
+def _index(args):
+    """The run index: read from --index, else built from the workflow config."""
+    from fpq.grid import expand
+    from fpq.index import RunIndex, read_index
+
+    if getattr(args, "index", None):
+        return read_index(args.index), None
+    config = _workflow_config(args)
+    return RunIndex.from_plan(expand(config)), config
+
+
+def cmd_index(args) -> int:
+    from fpq.io import write_text
+
+    index, config = _index(args)
+    out = Path(args.out or Path(config["results"]) / "index.json")
+    write_text(out, index.to_json())
+    print(f"{out}: {len(index.runs)} runs, {len(index.entries)} grid entries")
+    return 0
+
+
+def _folders(args, key: str):
+    index, config = _index(args)
+    results = Path(args.results or (config["results"] if config else Path(args.index).parent))
+    out = Path(getattr(args, "out") or (config[key] if config else key))
+    return index, config, results, out
 
 
 def cmd_tables(args) -> int:
     from fpq.tables import build_tables
 
-    expected = [r for r in (args.expected or "").split(",") if r]
-    written = build_tables(Path(args.results), Path(args.out), Path(args.reference), expected=expected,
-                           metric=args.metric, main_p=args.p)
-    print("\n".join(str(p) for p in written))
+    index, config, results, out = _folders(args, "tables")
+    reference = project_file(args.reference or (config["reference"] if config else "config/reference_tables.csv"),
+                             "reference table")
+    print("\n".join(str(p) for p in build_tables(results, index, out, reference, args.metric)))
     return 0
 
 
 def cmd_figures(args) -> int:
     from fpq.figures import build_figures
+    from fpq.results import collect
 
-    print("\n".join(str(p) for p in build_figures(Path(args.results), Path(args.out))))
+    index, _, results, out = _folders(args, "figures")
+    print("\n".join(str(p) for p in build_figures(collect(results, index), out)))
     return 0
 
 
 def cmd_budget(args) -> int:
     from fpq.budget import budget_report
-    from fpq.grid import load_workflow_config
 
-    print(budget_report(load_workflow_config(args.configfile), Path(args.timings)))
+    timings = project_file(args.timings, "timings file")
+    print(budget_report(_workflow_config(args), timings, args.gpus))
     return 0
 
 
 def cmd_runs(args) -> int:
-    from fpq.grid import expand, load_workflow_config
+    from fpq.grid import expand
 
-    for rid in expand(load_workflow_config(args.configfile)):
+    for rid in expand(_workflow_config(args)).runs:
         print(rid)
     return 0
 
@@ -118,21 +192,50 @@ def cmd_gpu_slot(args) -> int:
     return 0
 
 
+def _at_least(kind, minimum, strict: bool = False):
+    """An argparse type: a number of `kind` >= minimum (> minimum when strict)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT, COUNT, POSITIVE = _at_least(int, 1), _at_least(int, 0), _at_least(float, 0, strict=True)
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="run config (YAML)")
     src.add_argument("--config-json", help="run config as a JSON string (used by the workflow)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. optim.epochs=5")
-    p.add_argument("--out", required=True, help="run folder (checkpoint, model.pt, metrics.json)")
+    p.add_argument("--out", required=True, help="run folder (checkpoint, model.pt, metrics.json, train.log)")
+    p.add_argument("--record-failures", action="store_true",
+                   help="a run that diverges (or whose teacher failed) writes metrics.json with status "
+                        "'failed' and exits 0, so the workflow's tables still build (the workflow sets this)")
 
 
-def _measure_parser(sub, name: str, help_text: str, seed: int) -> argparse.ArgumentParser:
+def _measure_parser(sub, name: str, help_text: str, defaults) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text)
     p.add_argument("--model", required=True, help="a run's model.pt")
     p.add_argument("--out", required=True, help="result JSON")
-    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--seed", type=COUNT, default=defaults.seed)
     p.add_argument("--device", default="auto")
     return p
+
+
+def _source_args(p: argparse.ArgumentParser, with_index: bool = True) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--configfile", default="config/config.yaml", help="workflow config (default: %(default)s)")
+    src.add_argument("--config-json", help=argparse.SUPPRESS)  # the workflow passes its config this way
+    if with_index:
+        src.add_argument("--index", help="a run index (<results>/index.json) instead of a workflow config")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,30 +244,36 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("pretrain", "train an FP teacher"), ("qat", "quantization-aware training"),
                             ("train", "train any method")):
         _add_run_args(sub.add_parser(name, help=help_text))
-    p = _measure_parser(sub, "hessian", "Hessian trace (and top eigenvalue) of a saved model", seed=1234)
-    p.add_argument("--probes", type=int, default=64)
-    p.add_argument("--batches", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--eigen-iters", type=int, default=20)
-    p = _measure_parser(sub, "variance", "output variance under Gaussian input noise (Fig. 1)", seed=0)
-    p.add_argument("--sigma", type=float, default=0.1)
-    p.add_argument("--images", type=int, default=500)
-    p.add_argument("--samples", type=int, default=16)
-    p = sub.add_parser("tables", help="Tables 1-5 and the claims summary from the run folders")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="tables")
-    p.add_argument("--reference", default="config/reference_tables.csv")
-    p.add_argument("--expected", help="comma-separated run ids the grid expects (to list missing runs)")
+    h = FinalHessianConfig()
+    p = _measure_parser(sub, "hessian", "Hessian trace (and top eigenvalue) of a saved model", h)
+    p.add_argument("--probes", type=_at_least(int, 2), default=h.probes)
+    p.add_argument("--batches", type=POSITIVE_INT, default=h.batches)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=h.batch_size)
+    p.add_argument("--eigen-iters", type=COUNT, default=h.eigen_iters, help="0 skips the top eigenvalue")
+    v = VarianceConfig()
+    p = _measure_parser(sub, "variance", "output variance under Gaussian input noise (Fig. 1)", v)
+    p.add_argument("--sigma", type=POSITIVE, default=v.sigma)
+    p.add_argument("--images", type=POSITIVE_INT, default=v.images)
+    p.add_argument("--samples", type=_at_least(int, 2), default=v.samples)
+    p = sub.add_parser("index", help="write the run index of a workflow config (<results>/index.json)")
+    _source_args(p, with_index=False)
+    p.add_argument("--out", help="default: <results>/index.json")
+    p = sub.add_parser("tables", help="Tables 1-5 and the claims summary from the runs of a run index")
+    _source_args(p)
+    p.add_argument("--results", help="folder holding runs/ (default: the config's, or the index's folder)")
+    p.add_argument("--out", help="default: the config's tables folder")
+    p.add_argument("--reference", help="the paper's numbers (default: the config's reference)")
     p.add_argument("--metric", choices=["final", "best"], default="final")
-    p.add_argument("--p", type=float, default=0.1, help="SFP p of the main tables")
     p = sub.add_parser("figures", help="Fig. 5 (Hessian trajectory) and Fig. 1 (output variance)")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="figures")
+    _source_args(p)
+    p.add_argument("--results", help="folder holding runs/ (default: the config's, or the index's folder)")
+    p.add_argument("--out", help="default: the config's figures folder")
     p = sub.add_parser("budget", help="jobs and GPU-hours of a workflow config")
-    p.add_argument("--configfile", default="config/config.yaml")
+    _source_args(p, with_index=False)
     p.add_argument("--timings", default="config/epoch_seconds.yaml")
+    p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line")
     p = sub.add_parser("runs", help="list the run ids of a workflow config")
-    p.add_argument("--configfile", default="config/config.yaml")
+    _source_args(p, with_index=False)
     p = sub.add_parser("fetch-data", help="download CIFAR with torchvision and convert it to <root>/<dataset>.npz")
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
     p.add_argument("--root", default="data")
@@ -173,27 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from fpq.data import DataError
-    from fpq.io import CheckpointError
+COMMANDS = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
+            "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
+            "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget,
+            "runs": cmd_runs, "fetch-data": cmd_fetch_data, "gpu-slot": cmd_gpu_slot}
 
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
-                "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
-                "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget, "runs": cmd_runs,
-                "fetch-data": cmd_fetch_data, "gpu-slot": cmd_gpu_slot}
     try:
-        return commands[args.command](args)
-    except (ConfigError, DataError, CheckpointError, json.JSONDecodeError) as err:
+        return COMMANDS[args.command](args)
+    except (*BAD_INPUT, json.JSONDecodeError) as err:
         print(f"fpq: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as err:
-        from fpq.train import DivergenceError
-
-        if isinstance(err, DivergenceError):
-            print(f"fpq: error: {err}", file=sys.stderr)
-            return EXIT_FAILED
-        raise
+    except OSError as err:  # e.g. the disk filled up while writing a result
+        print(f"fpq: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -9,18 +9,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
+from fpq.errors import ConfigError
+
 DATASETS = {"cifar10": 10, "cifar100": 100}
 FP_BITS = 32
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
 def _require(ok: bool, key: str, message: str) -> None:
@@ -53,11 +52,15 @@ class DataConfig:
         return DATASETS[self.dataset]
 
 
+# Learning rate when none is given: the paper's QAT rate (Sec. 4) and our FP-teacher default.
+QAT_LR, TEACHER_LR = 0.01, 0.1
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     epochs: int = 200
     batch_size: int = 256
-    lr: float = 0.1
+    lr: float | None = None  # None: QAT_LR for a QAT run, TEACHER_LR for an FP teacher (RunConfig resolves it)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     quant_weight_decay: bool = False  # whether step sizes / offsets / PACT alpha get weight decay
@@ -65,7 +68,7 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "optim.epochs", f"must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {self.batch_size}")
-        _require(self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
+        _require(self.lr is None or self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
         _require(0 <= self.momentum < 1, "optim.momentum", f"must be in [0, 1), got {self.momentum}")
         _require(self.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {self.weight_decay}")
 
@@ -104,15 +107,40 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 @dataclass(frozen=True)
+class CudaOverrides:
+    """Speed keys that apply only when a run lands on a CUDA device; None keeps the plain key.
+
+    So one config can ask for bf16 + torch.compile on a GPU while the same run on a CPU stays
+    fp32 eager and bitwise reproducible.
+    """
+
+    bf16: bool | None = None
+    teacher_bf16: bool | None = None
+    channels_last: bool | None = None
+    compile: bool | None = None
+    compile_mode: str | None = None
+    fused_optimizer: bool | None = None
+    fused_quant: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.compile_mode is not None:
+            _choice(self.compile_mode, "runtime.cuda.compile_mode", set(COMPILE_MODES))
+
+    def given(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
     bf16: bool = False  # student forward under bf16 autocast (speed path for CUDA; works on CPU too)
     teacher_bf16: bool = False  # frozen teacher forward under bf16 autocast
     channels_last: bool = False
-    compile: bool = False  # torch.compile of the student (first steps pay the compile time)
+    compile: bool = False  # torch.compile of the whole training step (student, teacher, losses)
     compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA graphs
     fused_optimizer: bool = False  # SGD's single fused kernel (torch.optim.SGD(fused=True))
     fused_quant: bool = True  # one autograd function per fake quantizer instead of an op chain
+    cuda: CudaOverrides = field(default_factory=CudaOverrides)  # speed keys for CUDA devices only
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
 
@@ -121,6 +149,11 @@ class RuntimeConfig:
                  "runtime.device", f"{self.device!r} is not auto, cpu or cuda[:N]")
         _require(self.threads >= 0, "runtime.threads", "must be >= 0")
         _choice(self.compile_mode, "runtime.compile_mode", set(COMPILE_MODES))
+
+    def on(self, device_type: str) -> "RuntimeConfig":
+        """The keys in force on a device of this type ('cpu' or 'cuda'): CUDA overrides applied there."""
+        given = self.cuda.given() if device_type == "cuda" else {}
+        return dataclasses.replace(self, **given, cuda=CudaOverrides())
 
 
 @dataclass(frozen=True)
@@ -136,6 +169,40 @@ class HessianConfig:
         _require(self.probes >= 2, "hessian.probes", "must be >= 2 (a standard error needs two)")
         _require(self.batches >= 1, "hessian.batches", "must be >= 1")
         _require(self.batch_size >= 1, "hessian.batch_size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class FinalHessianConfig:
+    """The final Hessian measurement of a saved model (`fpq hessian`, the measure_hessian rule)."""
+
+    probes: int = 64
+    batches: int = 4
+    batch_size: int = 256
+    seed: int = 1234
+    eigen_iters: int = 20  # power iterations for the top eigenvalue; 0 = skip
+
+    def __post_init__(self) -> None:
+        _require(self.probes >= 2, "probes", f"must be >= 2 (a standard error needs two), got {self.probes}")
+        _require(self.batches >= 1, "batches", f"must be >= 1, got {self.batches}")
+        _require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        _require(self.eigen_iters >= 0, "eigen_iters", f"must be >= 0, got {self.eigen_iters}")
+
+
+@dataclass(frozen=True)
+class VarianceConfig:
+    """The Fig. 1 output-variance probe of a saved model (`fpq variance`, the probe_variance rule)."""
+
+    sigma: float = 0.1  # noise std on normalized inputs
+    images: int = 500
+    samples: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.sigma > 0, "sigma", f"must be > 0, got {self.sigma}")
+        _require(self.images >= 1, "images", f"must be >= 1, got {self.images}")
+        _require(self.samples >= 2, "samples", f"must be >= 2 (a variance needs two), got {self.samples}")
+        _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -164,6 +231,9 @@ class RunConfig:
                      f"method {self.method!r} trains a float model; w_bits/a_bits must be 32")
         else:
             _require(bool(self.teacher), "teacher", f"method {self.method!r} needs an FP teacher checkpoint")
+        if self.optim.lr is None:
+            lr = QAT_LR if spec.quantizer is not None else TEACHER_LR
+            object.__setattr__(self, "optim", dataclasses.replace(self.optim, lr=lr))
 
     @property
     def is_qat(self) -> bool:
@@ -177,6 +247,9 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    args = [a for a in getattr(tp, "__args__", ()) if a is not type(None)]
+    if isinstance(tp, types.UnionType) and len(args) == 1:  # `X | None`: None, or an X
+        return None if value is None else _coerce(value, args[0], key)
     if dataclasses.is_dataclass(tp):
         _require(isinstance(value, dict), key, f"expected a mapping, got {type(value).__name__}")
         return from_dict(tp, value, prefix=f"{key}.")
@@ -207,6 +280,9 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# Runtime keys that cannot change a run's result: not part of its identity (resume, workflow).
+NEUTRAL_RUNTIME_KEYS = ("threads", "progress")
+
 # Method hyperparameters that only matter when the method uses that piece.
 PIECE_KEYS = {"sfp": ("sfp_p", "sfp_gate", "sfp_placement"), "csd": ("csd_lambda", "csd_stats", "csd_eps"),
               "kd": ("kd_temperature",), "sam": ("sam_rho",)}
@@ -216,7 +292,8 @@ def effective_dict(cfg: RunConfig) -> dict:
     """The keys that can change this run's result: unused method hyperparameters are dropped.
 
     The workflow tracks this dict per run, so changing, e.g., the KD temperature reruns the KD
-    runs only. Loading it back gives the same RunConfig up to defaults in the dropped keys.
+    runs only. Thread count and progress output are not part of it. Loading it back gives the
+    same RunConfig up to defaults in the dropped keys.
     """
     from fpq.methods import METHODS
 
@@ -229,13 +306,40 @@ def effective_dict(cfg: RunConfig) -> dict:
     if not cfg.is_qat:
         for key in ("quant", "hessian", "teacher"):
             data.pop(key)
-    data["runtime"].pop("progress")
+    for key in NEUTRAL_RUNTIME_KEYS:
+        data["runtime"].pop(key)
     return data
 
 
 def effective_json(cfg: RunConfig) -> str:
     """`effective_dict` as canonical JSON: the run identity tracked by the workflow and by resume."""
     return json.dumps(effective_dict(cfg), sort_keys=True)
+
+
+def resume_identity(cfg: RunConfig, device_type: str) -> dict:
+    """What a checkpoint must match to be resumed: `effective_dict` with the runtime in force on
+    this device type, the device named by its type only (cpu:0 is cpu, cuda:1 is cuda, auto is
+    what it resolved to) and the CUDA overrides applied or dropped."""
+    data = effective_dict(dataclasses.replace(cfg, runtime=cfg.runtime.on(device_type)))
+    data["runtime"]["device"] = device_type
+    data["runtime"].pop("cuda")
+    return data
+
+
+def dict_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts, e.g. ['optim.lr: 0.1 -> 0.01'].
+
+    >>> dict_differences({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 4})
+    ['a.c: 2 -> 3', 'd: (absent) -> 4']
+    """
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += dict_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out
 
 
 def load_config(source: str | Path | dict) -> RunConfig:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from fpq.config import DATASETS, DataConfig
+from fpq.errors import DataError
 from fpq.io import save_npz
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -23,10 +24,6 @@ MEAN_STD = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
-
-
-class DataError(ValueError):
-    """The data file is missing, unreadable, or not CIFAR of the configured kind."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,9 @@ def validate_arrays(arrays: dict, dataset: str, origin: str) -> CifarArrays:
             raise DataError(f"{origin}: y_{split} has dtype {y.dtype}, expected an integer type")
         if y.shape != (x.shape[0],):
             raise DataError(f"{origin}: y_{split} has shape {y.shape}, expected ({x.shape[0]},)")
-        if y.size and (y.min() < 0 or y.max() >= num_classes):
+        if x.shape[0] == 0:  # an empty test split would fail only after a whole training epoch
+            raise DataError(f"{origin}: x_{split} holds no {split} images")
+        if y.min() < 0 or y.max() >= num_classes:
             raise DataError(f"{origin}: y_{split} has labels in [{y.min()}, {y.max()}], outside "
                             f"[0, {num_classes}) for {dataset}")
     present = np.unique(arrays["y_train"]).size
@@ -77,6 +76,9 @@ def read_npz(path: str | Path, dataset: str) -> CifarArrays:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
+    if not zipfile.is_zipfile(path):  # numpy would try it as a pickle and complain about that
+        raise DataError(f"data file {path} is not a readable .npz archive: it is not a .npz (zip) archive "
+                        f"(truncated, or another format)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
@@ -107,18 +109,34 @@ def fetch_torchvision(dataset: str, root: str | Path) -> Path:
         if cache.is_file():  # another job finished the download while we waited
             return cache
         cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[dataset]
-        train = cls(str(root), train=True, download=True)
-        test = cls(str(root), train=False, download=True)
+        try:
+            train = cls(str(root), train=True, download=True)
+            test = cls(str(root), train=False, download=True)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad checksum a RuntimeError
+            raise DataError(f"downloading {dataset} from torchvision into {root} failed ({err}); offline, "
+                            f"point the workflow config at a copy: data: {{{dataset}: {{source: npz, "
+                            f"path: /path/to/{dataset}.npz}}}}") from None
         save_npz(cache, x_train=np.asarray(train.data, dtype=np.uint8),
                  y_train=np.asarray(train.targets, np.int64), x_test=np.asarray(test.data, dtype=np.uint8),
                  y_test=np.asarray(test.targets, np.int64), class_names=np.asarray(train.classes))
     return cache
 
 
-def stratified_subset(y: np.ndarray, n: int, num_classes: int) -> np.ndarray:
-    """Indices of the first n//C images of each class (remainder to the lowest classes), in order."""
+def stratified_subset(y: np.ndarray, n: int, num_classes: int, key: str = "subset") -> np.ndarray:
+    """Indices of the first n//C images of each class (remainder to the lowest classes), in order.
+
+    Refuses a subset it cannot balance rather than return fewer images or fewer classes.
+    """
+    if n > len(y):
+        raise DataError(f"{key} is {n}, more than the {len(y)} images available")
     per_class = [n // num_classes + (1 if c < n % num_classes else 0) for c in range(num_classes)]
-    picked = [np.flatnonzero(y == c)[:k] for c, k in enumerate(per_class)]
+    picked = []
+    for c, k in enumerate(per_class):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < k:
+            raise DataError(f"{key} is {n}: a balanced subset needs {k} images of class {c}, "
+                            f"there are only {len(idx)}")
+        picked.append(idx[:k])
     return np.sort(np.concatenate(picked))
 
 
@@ -126,9 +144,12 @@ def load_arrays(cfg: DataConfig) -> CifarArrays:
     path = cfg.path if cfg.source == "npz" else fetch_torchvision(cfg.dataset, cfg.root)
     data = read_npz(path, cfg.dataset)
     parts = {"x_train": data.x_train, "y_train": data.y_train, "x_test": data.x_test, "y_test": data.y_test}
+    if 0 < cfg.train_subset < data.num_classes:  # fewer images than classes trains on a few classes
+        raise DataError(f"data.train_subset is {cfg.train_subset}, below the minimum of {data.num_classes} "
+                        f"(one image per class of {cfg.dataset})")
     for split, n in (("train", cfg.train_subset), ("test", cfg.test_subset)):
         if n:
-            idx = stratified_subset(parts[f"y_{split}"], n, data.num_classes)
+            idx = stratified_subset(parts[f"y_{split}"], n, data.num_classes, f"data.{split}_subset")
             parts[f"x_{split}"], parts[f"y_{split}"] = parts[f"x_{split}"][idx], parts[f"y_{split}"][idx]
     return CifarArrays(cfg.dataset, **parts)
 
@@ -159,16 +180,20 @@ class DeviceLoader:
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, dataset: str, batch_size: int, device: torch.device,
-                 train: bool, seed: int = 0, channels_last: bool = False):
+                 train: bool, seed: int = 0, channels_last: bool = False, drop_last: bool = False):
         self.x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device)
         self.y = torch.from_numpy(y.astype(np.int64)).to(device)
         mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in MEAN_STD[dataset])
         self.scale, self.shift = 1.0 / (255.0 * std), mean / std
         self.batch_size, self.train, self.seed, self.device = batch_size, train, seed, device
+        # A compiled step sees one batch shape: the last partial batch of a shuffled epoch is dropped
+        # (different images each epoch) instead of paying a second compile for its shape.
+        self.drop_last = drop_last and self.x.shape[0] >= batch_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.batch_size)
+        n = self.x.shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
     def num_images(self) -> int:
@@ -185,7 +210,7 @@ class DeviceLoader:
             order = torch.randperm(n, generator=gen).to(self.device)
             offsets = torch.randint(0, 9, (n, 2), generator=gen).to(self.device)
             flips = (torch.rand(n, generator=gen) < 0.5).to(self.device)
-        for start in range(0, n, self.batch_size):
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
             if self.train:
                 idx = order[start:start + self.batch_size]
                 xb = random_crop_flip(self.x[idx], offsets[start:start + self.batch_size],

@@ -1,33 +1,57 @@
-"""Expand a workflow config (config/*.yaml) into named runs, each a validated RunConfig.
+"""Expand a workflow config (config/*.yaml) into its plan: the runs, and the cells each grid asks for.
 
-Shared by the Snakefile (to build the DAG), `fpq budget` and the tests. Run ids are readable:
-teachers `resnet18_cifar10_fp_s0`, QAT runs `resnet18_cifar10_w2a4_fpq_p0.1_s0` (the p only for
-methods that use SFP). One teacher per (dataset, arch, seed) serves every QAT cell that needs it.
+Shared by the Snakefile (to build the DAG), `fpq index`, `fpq budget`, `fpq runs` and the tests.
+Every run is named by its `Cell` (fpq/cell.py); a cell that is the same run as another (FPQ at
+p = 0 is LSQ+CSD) is answered by that run, so it is trained once and shown in both tables. One
+teacher per (dataset, arch, seed) serves every QAT cell that needs it (or one per (dataset, arch)
+with `teacher_seed`).
 """
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from fpq.cell import Cell
 from fpq.config import ConfigError, RunConfig, load_config
 from fpq.methods import METHODS
+from fpq.table_specs import GRID_TABLES
 
-SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+PROJECT = Path(__file__).resolve().parent.parent
+SCHEMA = PROJECT / "workflow" / "schemas" / "config.schema.yaml"
 BITS = re.compile(r"^w([2-8])a([2-8])$")
+FOLDER_KEYS = ("results", "tables", "figures")
+TRAJECTORY_KEYS = ("every", "probes", "batches", "batch_size", "seed")  # hessian keys a QAT run uses
 
 
 @dataclass(frozen=True)
 class Run:
-    run_id: str
+    cell: Cell
     config: RunConfig
     teacher_id: str | None  # None for the teachers themselves
 
     @property
-    def folder(self) -> str:
-        return f"runs/{self.run_id}"
+    def run_id(self) -> str:
+        return self.cell.run_id
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a workflow config asks for, computed once."""
+
+    name: str
+    main_p: float  # the SFP p of the main tables and of Fig. 5's FPQ series
+    runs: dict[str, Run]  # by run id, teachers first
+    grids: dict[str, list[tuple[Cell, str]]]  # grid -> (cell as the grid asks for it, run id answering it)
+    hessian_ids: list[str]  # runs that get the final Hessian measurement
+    variance_ids: list[str]  # runs that get the Fig. 1 output-variance probe
+
+    def ids(self, stage: str) -> list[str]:
+        """Run ids of one stage: 'teacher' or 'qat'."""
+        return [rid for rid, run in self.runs.items() if (run.teacher_id is None) == (stage == "teacher")]
 
 
 def parse_bits(text: str) -> tuple[int, int]:
@@ -37,77 +61,113 @@ def parse_bits(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def teacher_id(arch: str, dataset: str, seed: int) -> str:
-    return f"{arch}_{dataset}_fp_s{seed}"
+def _merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
 
 
-def qat_id(arch: str, dataset: str, bits: str, method: str, p: float, seed: int) -> str:
-    tag = f"_p{p:g}" if METHODS[method].sfp else ""
-    return f"{arch}_{dataset}_{bits}_{method}{tag}_s{seed}"
+def run_config(config: dict, cell: Cell, teacher_id: str | None) -> RunConfig:
+    """The RunConfig of one cell under a workflow config (validated here, before any job)."""
+    if cell.dataset not in config["data"]:
+        raise ConfigError(f"data.{cell.dataset}: no data source configured for dataset {cell.dataset!r}")
+    runtime = _merge(config["runtime"], config["arch_runtime"].get(cell.arch, {}))
+    data = {"arch": cell.arch, "method": cell.method, "seed": cell.seed, "run_id": cell.run_id,
+            "data": {"dataset": cell.dataset, **config["data"][cell.dataset]}, "runtime": runtime}
+    if teacher_id is None:
+        return load_config({**data, "optim": config["teacher"]})
+    hessian = {k: v for k, v in config["hessian"].items() if k in TRAJECTORY_KEYS}
+    quant = {**config["quant"], "w_bits": cell.w_bits, "a_bits": cell.a_bits}
+    if cell.p is not None:
+        quant["sfp_p"] = cell.p
+    return load_config({**data, "optim": config["qat"], "hessian": hessian, "quant": quant,
+                        "teacher": f"{config['results']}/runs/{teacher_id}/model.pt"})
 
 
-def _data_section(config: dict, dataset: str) -> dict:
-    if dataset not in config["data"]:
-        raise ConfigError(f"data.{dataset}: no data source configured for dataset {dataset!r}")
-    return {"dataset": dataset, **config["data"][dataset]}
+def _grid_cells(name: str, grid: dict, seeds: list[int], main_p: float):
+    for method in grid["methods"]:
+        if method not in METHODS or METHODS[method].quantizer is None:
+            raise ConfigError(f"grids.{name}.methods: {method!r} is not a QAT method "
+                              f"({sorted(m for m in METHODS if METHODS[m].quantizer)})")
+    for dataset in grid["datasets"]:
+        for arch in grid["archs"]:
+            for seed in seeds:
+                for bits in grid["bits"]:
+                    w_bits, a_bits = parse_bits(bits)
+                    for method in grid["methods"]:
+                        for p in (grid["sfp_p"] or [main_p]) if METHODS[method].sfp else [None]:
+                            yield Cell(dataset, arch, method, w_bits, a_bits, p, seed)
 
 
-def _teacher(config: dict, arch: str, dataset: str, seed: int) -> Run:
-    rid = teacher_id(arch, dataset, seed)
-    cfg = load_config({"arch": arch, "method": "fp", "seed": seed, "run_id": rid,
-                       "data": _data_section(config, dataset), "optim": config["teacher"],
-                       "runtime": config["runtime"]})
-    return Run(rid, cfg, None)
+def _check_methods(config: dict, section: str) -> list[str]:
+    methods = config[section]["methods"]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"{section}.methods: {unknown} not among {sorted(METHODS)}")
+    return methods
 
 
-def _qat(config: dict, results: str, arch: str, dataset: str, bits: str, method: str, p: float, seed: int) -> Run:
-    w_bits, a_bits = parse_bits(bits)
-    rid = qat_id(arch, dataset, bits, method, p, seed)
-    tid = teacher_id(arch, dataset, seed)
-    hessian = {k: v for k, v in config["hessian"].items() if k in ("every", "probes", "batches", "batch_size", "seed")}
-    cfg = load_config({"arch": arch, "method": method, "seed": seed, "run_id": rid,
-                       "teacher": f"{results}/runs/{tid}/model.pt", "data": _data_section(config, dataset),
-                       "optim": config["qat"], "runtime": config["runtime"], "hessian": hessian,
-                       "quant": {**config["quant"], "w_bits": w_bits, "a_bits": a_bits, "sfp_p": p}})
-    return Run(rid, cfg, tid)
-
-
-def expand(config: dict) -> dict[str, Run]:
-    """All runs of the config, teachers first, each id once (grids may overlap)."""
-    results = config["results"]
-    runs: dict[str, Run] = {}
-    default_p = config["quant"]["sfp_p"]
+def expand(config: dict) -> Plan:
+    """The plan of a validated workflow config (see load_workflow_config)."""
+    main_p = float(config["quant"]["sfp_p"])
+    unknown = sorted(set(config["grids"]) - set(GRID_TABLES))
+    if unknown:
+        raise ConfigError(f"grids: {unknown} feed no table (known grids: {sorted(GRID_TABLES)})")
+    teachers: dict[str, Run] = {}
+    qat: dict[str, Run] = {}
+    grids: dict[str, list[tuple[Cell, str]]] = {}
     for name, grid in config["grids"].items():
-        for method in grid["methods"]:
-            if method not in METHODS or METHODS[method].quantizer is None:
-                raise ConfigError(f"grids.{name}.methods: {method!r} is not a QAT method "
-                                  f"({sorted(m for m in METHODS if m != 'fp')})")
-        for dataset in grid["datasets"]:
-            for arch in grid["archs"]:
-                for seed in config["seeds"]:
-                    teacher = _teacher(config, arch, dataset, seed)
-                    runs.setdefault(teacher.run_id, teacher)
-                    for bits in grid["bits"]:
-                        for method in grid["methods"]:
-                            ps = (grid.get("sfp_p") or [default_p]) if METHODS[method].sfp else [default_p]
-                            for p in ps:
-                                run = _qat(config, results, arch, dataset, bits, method, p, seed)
-                                runs.setdefault(run.run_id, run)
-    return dict(sorted(runs.items(), key=lambda kv: kv[1].teacher_id is not None))
+        entries = []
+        for cell in _grid_cells(name, grid, config["seeds"], main_p):
+            teacher_cell = cell.teacher(config["teacher_seed"])
+            tid = teacher_cell.run_id
+            if tid not in teachers:
+                teachers[tid] = Run(teacher_cell, run_config(config, teacher_cell, None), None)
+            entries.append((teacher_cell, tid))
+            run_cell = cell.canonical()
+            if run_cell.run_id not in qat:
+                qat[run_cell.run_id] = Run(run_cell, run_config(config, run_cell, tid), tid)
+            entries.append((cell, run_cell.run_id))
+        grids[name] = sorted(dict.fromkeys(entries), key=lambda e: e[0].sort_key())
+    runs = {**teachers, **qat}
+
+    def measured(section: str) -> list[str]:
+        methods = _check_methods(config, section)
+        return [rid for rid, run in runs.items() if run.cell.method in methods
+                and (run.cell.p is None or run.cell.p == main_p)]
+
+    return Plan(config["name"], main_p, runs, grids, measured("hessian"), measured("variance"))
 
 
 def load_workflow_config(path: str | Path, overrides: dict | None = None) -> dict:
-    """Read a workflow config and validate it against the workflow's JSON schema (defaults filled)."""
-    config = yaml.safe_load(Path(path).read_text())
+    """Read a workflow config, validate it against the workflow's JSON schema (defaults filled),
+    name it after its file unless it names itself, and resolve its folders."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"workflow config {path} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"workflow config {path} is not valid YAML: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"workflow config {path} does not hold a mapping")
     config.update(overrides or {})
+    config.setdefault("name", path.stem)
+    return prepare_workflow_config(config)
+
+
+def prepare_workflow_config(config: dict) -> dict:
+    """Validate in place (defaults filled; ConfigError naming the first bad key) and resolve the
+    `{name}` in the folders. The Snakefile and load_workflow_config both end here."""
     validate_workflow_config(config)
+    for key in FOLDER_KEYS:
+        config[key] = config[key].format(name=config["name"])
     return config
 
 
 def validate_workflow_config(config: dict) -> None:
     """Fill schema defaults (through $refs too) and raise ConfigError naming the first bad key."""
-    import jsonschema
-
     schema = yaml.safe_load(SCHEMA.read_text())
     errors = sorted(_defaulting_validator()(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -117,8 +177,6 @@ def validate_workflow_config(config: dict) -> None:
 
 
 def _defaulting_validator():
-    import copy
-
     import jsonschema
 
     base = jsonschema.Draft202012Validator
@@ -132,32 +190,3 @@ def _defaulting_validator():
         yield from check_properties(validator, props, instance, schema)
 
     return jsonschema.validators.extend(base, {"properties": properties})
-
-
-def final_measurements(config: dict, runs: dict[str, Run]) -> tuple[list[str], list[str]]:
-    """Ids of the runs that get the final Hessian measurement and the output-variance probe.
-
-    Only the main-table p of SFP methods is measured (the p sweep is about accuracy).
-    """
-    main_p = config["quant"]["sfp_p"]
-
-    def pick(methods: list[str]) -> list[str]:
-        return [rid for rid, run in runs.items() if run.config.method in methods
-                and (not METHODS[run.config.method].sfp or run.config.quant.sfp_p == main_p)]
-
-    return pick(config["hessian"]["methods"]), pick(config["variance"]["methods"])
-
-
-RUN_ID = re.compile(r"^(?P<arch>[a-z0-9]+)_(?P<dataset>cifar10|cifar100)_(?:w(?P<w_bits>[2-8])a(?P<a_bits>[2-8])_)?"
-                    r"(?P<method>[a-z+]+)(?:_p(?P<p>[0-9.]+))?_s(?P<seed>\d+)$")
-
-
-def parse_run_id(run_id: str) -> dict | None:
-    """The cell of a run id made by teacher_id/qat_id; None for anything else."""
-    match = RUN_ID.match(run_id)
-    if not match:
-        return None
-    d = match.groupdict()
-    return {"arch": d["arch"], "dataset": d["dataset"], "method": d["method"], "seed": int(d["seed"]),
-            "w_bits": int(d["w_bits"] or 32), "a_bits": int(d["a_bits"] or 32),
-            "p": float(d["p"]) if d["p"] is not None else None}

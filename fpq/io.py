@@ -3,6 +3,8 @@
 Every file a later step reads (checkpoints, metrics, Hessian results, tables, data caches) is
 written to a temporary file in the same folder, flushed, fsynced and renamed: a killed job
 leaves either the old file or the new one, never a half-written file under the final name.
+Outputs get the permissions the user's umask gives any new file (mkstemp alone makes them 0600,
+unreadable to collaborators).
 """
 from __future__ import annotations
 
@@ -14,13 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
+
+from fpq.errors import CheckpointError, OutputError
 
 TMP_SUFFIX = ".tmp"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated, corrupt or from a different run."""
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
@@ -29,6 +28,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
@@ -38,6 +38,36 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc where possible: os.umask can only be read by setting it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)  # restored at once; 0o077 is the safe value to be seen in between
+    os.umask(mask)
+    return mask
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create `folder` and prove it takes a file, so a job fails before its work, not after it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fpq-write-check.", suffix=TMP_SUFFIX, dir=folder)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as err:
+        reason = "it is not a folder" if folder.exists() and not folder.is_dir() else err.strerror or str(err)
+        raise OutputError(f"output folder {folder} cannot be written: {reason}") from None
+    return folder
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -61,6 +91,8 @@ def read_json(path: str | Path) -> Any:
 
 
 def save_torch(path: str | Path, obj: Any) -> Path:
+    import torch  # here, not at the top: the tables and index commands never load torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return atomic_write(path, lambda f: f.write(buffer.getvalue()))
@@ -72,6 +104,8 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
 
 def load_torch(path: str | Path, what: str = "checkpoint") -> Any:
     """torch.load with weights_only=True (no arbitrary code); clear errors on damage."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist")

@@ -1,7 +1,9 @@
 """Measurements of a saved model: final Hessian trace / top eigenvalue (Fig. 5) and output variance (Fig. 1).
 
-Each writes one JSON result with the run's identity, the measurement, its settings, the run's
-config and the provenance of this measurement (device, versions, wall time).
+Each writes one JSON result with the run's identity (its cell), the measurement, its settings,
+the run's config and the provenance of this measurement (device, versions, wall time). The
+output folder is checked before the work starts. A run that ended as failed has no model to
+measure: its measurement is recorded as failed too, so the jobs after it still run.
 """
 from __future__ import annotations
 
@@ -9,17 +11,30 @@ import dataclasses
 import time
 from pathlib import Path
 
-from fpq.build import load_model, resolve_device
-from fpq.config import to_dict
-from fpq.data import DeviceLoader, load_arrays
-from fpq.hessian import hutchinson_trace, top_eigenvalue
-from fpq.io import write_json
-from fpq.provenance import provenance
-from fpq.train import hessian_batches
-from fpq.variance import output_variance
+from fpq.config import FinalHessianConfig, VarianceConfig
+from fpq.io import ensure_writable, read_json, write_json
+
+
+def failed_run(model_path: str | Path) -> dict | None:
+    """The metrics of the run beside `model_path` if that run ended as failed (and left no model)."""
+    metrics = Path(model_path).parent / "metrics.json"
+    if Path(model_path).exists() or not metrics.exists():
+        return None
+    data = read_json(metrics)
+    return data if data.get("status") == "failed" else None
+
+
+def _skip(out: str | Path, failed: dict, settings: dict) -> dict:
+    result = {k: failed.get(k) for k in ("run_id", "cell", "stage")}
+    result.update(status="failed", error=f"run failed, nothing to measure: {failed.get('error')}", settings=settings)
+    write_json(out, result)
+    return result
 
 
 def _load(model_path: str | Path, device_name: str, split: str, batch_size: int):
+    from fpq.build import load_model, resolve_device
+    from fpq.data import DeviceLoader, load_arrays
+
     device = resolve_device(device_name)
     model, cfg = load_model(model_path, device)
     data = load_arrays(cfg.data)
@@ -27,34 +42,49 @@ def _load(model_path: str | Path, device_name: str, split: str, batch_size: int)
     return model, cfg, device, DeviceLoader(x, y, cfg.data.dataset, batch_size, device, train=False)
 
 
-def _write(out: str | Path, result: dict, cfg, device, started: float) -> dict:
-    result = {"run_id": cfg.run_id, "method": cfg.method, "arch": cfg.arch, "dataset": cfg.data.dataset,
-              "w_bits": cfg.quant.w_bits, "a_bits": cfg.quant.a_bits, "seed": cfg.seed, **result,
-              "wall_time_s": time.time() - started, "config": to_dict(cfg), **provenance(cfg.runtime, device)}
+def _write(out: str | Path, result: dict, cfg, device, settings: dict, started: float) -> dict:
+    from fpq.cell import Cell
+    from fpq.config import to_dict
+    from fpq.provenance import provenance
+
+    result = {"run_id": cfg.run_id, "cell": Cell.from_config(cfg).as_dict(), "status": "ok", **result,
+              "settings": settings, "wall_time_s": time.time() - started, "config": to_dict(cfg),
+              **provenance(cfg.runtime, device)}
     write_json(out, result)
     return result
 
 
-def measure_hessian(model_path, out, probes: int = 64, batches: int = 4, batch_size: int = 256, seed: int = 1234,
-                    eigen_iters: int = 20, device: str = "auto") -> dict:
+def measure_hessian(model_path, out, settings: FinalHessianConfig = FinalHessianConfig(), device: str = "auto") -> dict:
     """Hutchinson trace on a fixed, seeded set of training images; top eigenvalue if eigen_iters."""
+    ensure_writable(Path(out).parent)
+    if (failed := failed_run(model_path)) is not None:
+        return _skip(out, failed, dataclasses.asdict(settings))
+    from fpq.hessian import hutchinson_trace, top_eigenvalue
+    from fpq.train import hessian_batches
+
     started = time.time()
-    model, cfg, dev, loader = _load(model_path, device, "train", batch_size)
-    cfg = dataclasses.replace(cfg, hessian=dataclasses.replace(cfg.hessian, probes=probes, batches=batches,
-                                                               batch_size=batch_size, seed=seed))
+    model, cfg, dev, loader = _load(model_path, device, "train", settings.batch_size)
+    cfg = dataclasses.replace(cfg, hessian=dataclasses.replace(
+        cfg.hessian, probes=settings.probes, batches=settings.batches, batch_size=settings.batch_size,
+        seed=settings.seed))
     fixed = hessian_batches(cfg, loader)
     result = {"estimator": "hutchinson-rademacher, eval mode, CE, conv/linear weights",
-              "images": sum(int(y.shape[0]) for _, y in fixed), "hessian_seed": seed,
-              "trace": hutchinson_trace(model, fixed, probes=probes, seed=seed).as_dict()}
-    if eigen_iters:
-        result["top_eigenvalue"] = top_eigenvalue(model, fixed, iters=eigen_iters, seed=seed)
-    return _write(out, result, cfg, dev, started)
+              "images": sum(int(y.shape[0]) for _, y in fixed),
+              "trace": hutchinson_trace(model, fixed, probes=settings.probes, seed=settings.seed).as_dict()}
+    if settings.eigen_iters:
+        result["top_eigenvalue"] = top_eigenvalue(model, fixed, iters=settings.eigen_iters, seed=settings.seed)
+    return _write(out, result, cfg, dev, dataclasses.asdict(settings), started)
 
 
-def measure_variance(model_path, out, sigma: float = 0.1, images: int = 500, samples: int = 16, seed: int = 0,
-                     device: str = "auto") -> dict:
+def measure_variance(model_path, out, settings: VarianceConfig = VarianceConfig(), device: str = "auto") -> dict:
     """Output variance under Gaussian noise on a seeded set of test images."""
+    ensure_writable(Path(out).parent)
+    if (failed := failed_run(model_path)) is not None:
+        return _skip(out, failed, dataclasses.asdict(settings))
+    from fpq.variance import output_variance
+
     started = time.time()
     model, cfg, dev, loader = _load(model_path, device, "test", 1000)
-    x, _ = loader.sample(min(images, loader.num_images), seed=seed)
-    return _write(out, output_variance(model, x, sigma, samples, seed=seed), cfg, dev, started)
+    x, _ = loader.sample(min(settings.images, loader.num_images), seed=settings.seed)
+    result = output_variance(model, x, settings.sigma, settings.samples, seed=settings.seed)
+    return _write(out, result, cfg, dev, dataclasses.asdict(settings), started)

@@ -15,6 +15,7 @@ class MethodSpec:
     csd: bool = False  # channel-wise standardization distillation (Eqs. 15-17)
     kd: bool = False  # Hinton logit distillation from the FP teacher
     sam: bool = False  # sharpness-aware minimization, two passes per step
+    label: str = ""  # as the paper prints it (tables, figures)
     description: str = ""
 
     @property
@@ -33,14 +34,14 @@ def register_method(spec: MethodSpec) -> MethodSpec:
 
 
 for _spec in (
-    MethodSpec("fp", None, description="full-precision teacher"),
-    MethodSpec("lsq", "lsq", description="LSQ, fixed offset (the paper's base)"),
-    MethodSpec("lsq+", "lsq+", description="LSQ with a learnable offset"),
-    MethodSpec("pact", "pact", description="PACT learned activation clipping"),
-    MethodSpec("kd", "lsq", kd=True, description="LSQ + Hinton KD from the FP teacher"),
-    MethodSpec("lsq+sam", "lsq", sam=True, description="LSQ + SAM (Table 1)"),
-    MethodSpec("lsq+sfp", "lsq", sfp=True, description="LSQ + SFP (Table 2)"),
-    MethodSpec("lsq+csd", "lsq", csd=True, description="LSQ + CSD (Table 2)"),
-    MethodSpec("fpq", "lsq", sfp=True, csd=True, description="FPQ = LSQ + SFP + CSD"),
+    MethodSpec("fp", None, label="FP", description="full-precision teacher"),
+    MethodSpec("lsq", "lsq", label="LSQ", description="LSQ, fixed offset (the paper's base)"),
+    MethodSpec("lsq+", "lsq+", label="LSQ+", description="LSQ with a learnable offset"),
+    MethodSpec("pact", "pact", label="PACT", description="PACT learned activation clipping"),
+    MethodSpec("kd", "lsq", kd=True, label="KD", description="LSQ + Hinton KD from the FP teacher"),
+    MethodSpec("lsq+sam", "lsq", sam=True, label="LSQ+SAM", description="LSQ + SAM (Table 1)"),
+    MethodSpec("lsq+sfp", "lsq", sfp=True, label="LSQ+SFP", description="LSQ + SFP (Table 2)"),
+    MethodSpec("lsq+csd", "lsq", csd=True, label="LSQ+CSD", description="LSQ + CSD (Table 2)"),
+    MethodSpec("fpq", "lsq", sfp=True, csd=True, label="FPQ", description="FPQ = LSQ + SFP + CSD"),
 ):
     register_method(_spec)

@@ -1,8 +1,9 @@
-"""Read run folders into one table of runs, and summarize cells over seeds.
+"""Read the runs a run index lists into tables of rows, and summarize cells over seeds.
 
-Only complete files are read: `metrics.json` exists only after a run finished (it is written
-last and atomically); temporary files (`.metrics.json.*.tmp`) and unreadable files are skipped
-and reported, and `failed.json` marks a run that stopped with an error.
+Only the index's runs are read, each from its own folder: `metrics.json` (status ok, or failed
+for a run that diverged or whose teacher failed), `failed.json` (a run that crashed),
+`hessian.json`, `variance.json`. Unreadable files are reported, never guessed at. Every row's
+cell comes from the index, never from a folder name.
 """
 from __future__ import annotations
 
@@ -13,56 +14,67 @@ from pathlib import Path
 
 import pandas as pd
 
-from fpq.methods import METHODS
+from fpq.index import RunIndex
 
-CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p"]
+CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
+SETTING = ["dataset", "arch", "w_bits", "a_bits", "method", "p"]  # a cell without its seed
+STATUSES = ("ok", "failed", "missing")
 
 
 @dataclass(frozen=True)
 class Collected:
-    runs: pd.DataFrame  # one row per finished or failed run
-    unreadable: list[str]  # folders whose metrics.json could not be parsed
+    runs: pd.DataFrame  # one row per run of the index: cell, status, metrics
+    entries: pd.DataFrame  # one row per grid entry: the grid, the cell as asked, its run's status and metrics
+    unreadable: list[str]  # files that exist but could not be parsed
+    main_p: float
 
 
-def _read(path: Path) -> dict | None:
+def _read(path: Path, unreadable: list[str]) -> dict | None:
+    if not path.exists():
+        return None
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        unreadable.append(str(path))
         return None
 
 
-def _row(cfg: dict, status: str, run_id: str) -> dict:
-    method = cfg["method"]
-    return {"run_id": run_id, "dataset": cfg["data"]["dataset"], "arch": cfg["arch"], "method": method,
-            "w_bits": cfg["quant"]["w_bits"], "a_bits": cfg["quant"]["a_bits"], "seed": cfg["seed"],
-            "p": cfg["quant"]["sfp_p"] if METHODS[method].sfp else math.nan, "status": status}
+def _measurement(data: dict | None, key: str) -> float:
+    if not data or data.get("status", "ok") != "ok":
+        return math.nan
+    value = data
+    for part in key.split("."):
+        value = value[part]
+    return float(value)
 
 
-def collect(results: Path, metric: str = "final") -> Collected:
-    rows, unreadable = [], []
-    for folder in sorted((results / "runs").glob("*")) if (results / "runs").is_dir() else []:
-        metrics_path, failed_path = folder / "metrics.json", folder / "failed.json"
-        if metrics_path.exists():
-            m = _read(metrics_path)
-            if m is None or "config" not in m:
-                unreadable.append(folder.name)
-                continue
-            row = _row(m["config"], "ok", m.get("run_id") or folder.name)
-            row["top1"] = m[metric]["top1"]
-            row["trajectory"] = m.get("hessian_trajectory", [])
-            h = _read(folder / "hessian.json")
-            row["hessian_trace"] = h["trace"]["mean"] if h else math.nan
-            v = _read(folder / "variance.json")
-            row["output_variance"] = v["logit_variance"] if v else math.nan
-            rows.append(row)
-        elif failed_path.exists() and (f := _read(failed_path)) is not None:
-            rows.append({**_row(f["config"], "failed", f.get("run_id") or folder.name), "error": f["error"]})
-    columns = CELL + ["seed", "run_id", "status", "top1", "trajectory", "hessian_trace", "output_variance"]
-    frame = pd.DataFrame(rows)
-    for col in columns:
-        if col not in frame:
-            frame[col] = math.nan if col not in ("trajectory", "run_id", "status") else None
-    return Collected(frame, unreadable)
+def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dict:
+    folder = results / "runs" / rid
+    row = {"run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "error": ""}
+    metrics = _read(folder / "metrics.json", unreadable)
+    failed = _read(folder / "failed.json", unreadable)
+    if metrics is not None and metrics.get("status", "ok") == "ok":
+        row.update(status="ok", top1=float(metrics[metric]["top1"]), trajectory=metrics.get("hessian_trajectory", []))
+    elif metrics is not None or failed is not None:
+        row.update(status="failed", error=(metrics or failed).get("error", "unknown error"))
+    row["hessian_trace"] = _measurement(_read(folder / "hessian.json", unreadable), "trace.mean")
+    row["output_variance"] = _measurement(_read(folder / "variance.json", unreadable), "logit_variance")
+    return row
+
+
+def collect(results: str | Path, index: RunIndex, metric: str = "final") -> Collected:
+    results, unreadable = Path(results), []
+    runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, **_run_row(results, rid, metric, unreadable)}
+                         for rid, r in index.runs.items()], columns=CELL + ["stage", "run_id", "status", "top1",
+                                                                            "trajectory", "error", "hessian_trace",
+                                                                            "output_variance"])
+    measured = runs.drop(columns=CELL + ["stage"]).set_index("run_id")
+    entries = pd.DataFrame([{"grid": e.grid, **e.cell.as_dict(), "run_id": e.run_id} for e in index.entries],
+                           columns=["grid"] + CELL + ["run_id"])
+    entries = entries.join(measured, on="run_id")
+    for frame in (runs, entries):  # None (no SFP) becomes NaN: p compares as a number everywhere
+        frame["p"] = frame["p"].astype(float)
+    return Collected(runs, entries, unreadable, index.main_p)
 
 
 @dataclass(frozen=True)
@@ -71,26 +83,31 @@ class Stat:
     std: float
     n: int
     failed: int = 0
+    missing: int = 0
 
     @property
     def se(self) -> float:
         return self.std / math.sqrt(self.n) if self.n >= 2 else math.nan
 
 
-def summarize(values: pd.Series, failed: int = 0) -> Stat:
-    vals = values.dropna()
+def summarize(rows: pd.DataFrame, column: str = "top1") -> Stat:
+    """Mean and std over the ok rows' values; counts of failed and missing runs beside them."""
+    vals = rows.loc[rows.status == "ok", column].dropna()
     n = len(vals)
     std = float(vals.std(ddof=1)) if n >= 2 else math.nan
-    return Stat(float(vals.mean()) if n else math.nan, std, n, failed)
+    return Stat(float(vals.mean()) if n else math.nan, std, n, int((rows.status == "failed").sum()),
+                int((rows.status == "missing").sum()))
 
 
-def cell_stat(runs: pd.DataFrame, column: str = "top1", **key) -> Stat:
-    """Mean/std over seeds of the runs matching `key` (p matched only when given)."""
-    sel = runs
+def select(frame: pd.DataFrame, **key) -> pd.DataFrame:
+    """Rows matching every key; `p=None` matches a method without SFP."""
+    sel = frame
     for k, v in key.items():
-        sel = sel[(sel[k] - v).abs() < 1e-9] if k == "p" else sel[sel[k] == v]
-    ok = sel[sel["status"] == "ok"]
-    return summarize(ok[column], failed=int((sel["status"] == "failed").sum()))
+        if k == "p":
+            sel = sel[sel.p.isna()] if v is None else sel[(sel.p - v).abs() < 1e-9]
+        else:
+            sel = sel[sel[k] == v]
+    return sel
 
 
 def compare(a: Stat, b: Stat, higher_is_better: bool = True, alpha: float = 0.05) -> tuple[str, float, float]:

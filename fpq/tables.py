@@ -1,181 +1,170 @@
-"""The paper's Tables 1-5 regenerated from run folders, next to the paper's numbers.
+"""The paper's Tables 1-5 regenerated from the runs of a run index, next to the paper's numbers.
 
-Every cell: our mean +- std over seeds (n), the paper's number, and ours minus the paper's.
-Cells with failed runs say so; expected runs that have no result are listed under the table.
+One builder for every `TableSpec` (fpq/table_specs.py): rows in the paper's order of archs, bit
+settings and methods; our mean ± std over seeds (n), the paper's number, ours minus the paper's;
+failed runs counted in their cell, expected runs without a result listed under the table, the
+paper's own oddities (reference_tables.csv `note`) as footnotes. Markdown and LaTeX (booktabs).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
+from fpq.cell import ARCH_ORDER, DATASET_LABELS, arch_label, bits_label, bits_rank, method_label, order_rank
 from fpq.claims import claims_markdown
-from fpq.grid import parse_run_id
+from fpq.index import RunIndex
 from fpq.io import write_text
-from fpq.results import Stat, cell_stat, collect
+from fpq.methods import METHODS
+from fpq.results import Collected, Stat, collect, select, summarize
+from fpq.table_specs import TABLES, TableSpec
 
-MAIN_METHODS = ["fp", "pact", "lsq", "lsq+", "kd", "fpq"]
-ABLATION = ["lsq", "lsq+sfp", "lsq+csd", "fpq"]
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+OURS, DELTA = "Ours (mean ± std)", "Δ (ours − paper)"
 
 
 @dataclass(frozen=True)
 class Row:
-    labels: dict  # leading columns (arch, bits, method ...)
+    labels: dict  # leading columns: Dataset, Arch, Bits, Method (or p)
     stat: Stat
     paper: float
+    note: str  # the paper's note on its number, if any
 
 
 @dataclass(frozen=True)
 class Table:
-    name: str
-    title: str
+    spec: TableSpec
     rows: list[Row]
-    belongs: Callable[[dict], bool]  # does an expected run (parsed id) feed this table?
-
-
-def bits_label(w: int, a: int) -> str:
-    return "FP" if w == 32 and a == 32 else f"W{w}A{a}"
+    missing: list[str]  # run ids of this table's rows without a result
 
 
 def load_reference(path: Path) -> pd.DataFrame:
-    ref = pd.read_csv(path)
-    return ref.fillna({"note": ""})
+    return pd.read_csv(path).fillna({"note": ""})
 
 
-def paper_value(ref: pd.DataFrame, table: str, dataset: str, arch: str, method: str, w: int, a: int) -> float:
-    hit = ref[(ref.table == table) & (ref.dataset == dataset) & (ref.arch == arch) & (ref.method == method)
-              & (ref.w_bits == w) & (ref.a_bits == a)]
-    return float(hit.top1.iloc[0]) if len(hit) else math.nan
+def _paper(ref: pd.DataFrame, spec: TableSpec, dataset, arch, method: str, w: int, a: int) -> tuple[float, str]:
+    hit = ref[(ref.table == spec.paper_table) & (ref.dataset == dataset) & (ref.arch == arch)
+              & (ref.method == method) & (ref.w_bits == w) & (ref.a_bits == a)]
+    return (float(hit.top1.iloc[0]), str(hit.note.iloc[0])) if len(hit) else (math.nan, "")
 
 
-def _groups(runs: pd.DataFrame, methods: list[str], keys: list[str]) -> list[tuple]:
-    sel = runs[runs.method.isin(methods)]
-    return sorted({tuple(r) for r in sel[keys].itertuples(index=False)})
+def _settings(rows: pd.DataFrame) -> list[tuple]:
+    """(dataset, arch, w_bits, a_bits) of the quantized rows, in the paper's order."""
+    keys = {(r.dataset, r.arch, int(r.w_bits), int(r.a_bits)) for r in rows.itertuples()}
+    return sorted(keys, key=lambda k: (k[0], order_rank(ARCH_ORDER, k[1]), bits_rank(k[2], k[3])))
 
 
-def comparison_table(runs, ref, dataset: str, table: str, main_p: float) -> Table:
-    """Tables 4 (CIFAR-10) and 5 (CIFAR-100): FP, PACT, LSQ, LSQ+, KD, FPQ per arch and bits."""
-    rows = []
-    for arch, w, a in _groups(runs[(runs.dataset == dataset) & (runs.w_bits < 32)], MAIN_METHODS,
-                              ["arch", "w_bits", "a_bits"]):
-        if not rows or rows[-1].labels["Arch"] != arch:
-            rows.append(Row({"Arch": arch, "Bits": "FP", "Method": "fp"},
-                            cell_stat(runs, dataset=dataset, arch=arch, method="fp"),
-                            paper_value(ref, table, dataset, arch, "fp", 32, 32)))
-        for method in MAIN_METHODS[1:]:
-            key = dict(dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=method)
-            if method == "fpq":
-                key["p"] = main_p
-            rows.append(Row({"Arch": arch, "Bits": bits_label(w, a), "Method": method}, cell_stat(runs, **key),
-                            paper_value(ref, table, dataset, arch, method, w, a)))
-    return Table(table, f"Table {table[-1]}: {DATASET_NAMES[dataset]} top-1 (%)", rows,
-                 lambda r: r["dataset"] == dataset and r["method"] in MAIN_METHODS
-                 and (r["p"] is None or abs(r["p"] - main_p) < 1e-9))
+def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_p: float) -> Table:
+    mine = entries[entries.grid == spec.grid]
+    if spec.dataset:
+        mine = mine[mine.dataset == spec.dataset]
+    shown_dataset = spec.dataset is None
+    rows, used, fp_done = [], [], set()
+    for dataset, arch, w, a in _settings(mine[mine.method != "fp"]):
+        lead = {"Dataset": DATASET_LABELS.get(dataset, dataset)} if shown_dataset else {}
+        lead["Arch"] = arch_label(arch)
+        if spec.fp_row and (dataset, arch) not in fp_done:
+            fp_done.add((dataset, arch))
+            sel = select(mine, dataset=dataset, arch=arch, method="fp")
+            used.append(sel)
+            rows.append(Row({**lead, "Bits": "FP", "Method": "FP"}, summarize(sel),
+                            *_paper(ref, spec, dataset, arch, "fp", 32, 32)))
+        setting = select(mine, dataset=dataset, arch=arch, w_bits=w, a_bits=a)
+        for method in (m for m in spec.methods if m in set(setting.method)):
+            ps = sorted(setting[setting.method == method].p.dropna().unique()) if spec.by_p else (
+                [main_p] if METHODS[method].sfp else [None])
+            for p in ps:
+                sel = select(setting, method=method, p=p)
+                used.append(sel)
+                label = {"p": f"{p:g}"} if spec.by_p else {"Method": method_label(method)}
+                rows.append(Row({**lead, "Bits": bits_label(w, a), **label}, summarize(sel),
+                                *_paper(ref, spec, dataset, arch, spec.paper_method(method, p), w, a)))
+    picked = pd.concat(used) if used else mine.iloc[:0]
+    missing = list(dict.fromkeys(picked.loc[picked.status == "missing", "run_id"]))
+    return Table(spec, rows, missing)
 
 
-def ablation_table(runs, ref, main_p: float) -> Table:
-    rows = []
-    for dataset, arch, w, a in _groups(runs, ["lsq+sfp", "lsq+csd"], ["dataset", "arch", "w_bits", "a_bits"]):
-        for method in ABLATION:
-            key = dict(dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=method)
-            if method in ("lsq+sfp", "fpq"):
-                key["p"] = main_p
-            rows.append(Row({"Dataset": dataset, "Arch": arch, "Bits": bits_label(w, a), "Method": method},
-                            cell_stat(runs, **key), paper_value(ref, "table2", dataset, arch, method, w, a)))
-    return Table("table2", "Table 2: ablation of SFP and CSD, top-1 (%)", rows,
-                 lambda r: r["method"] in ("lsq+sfp", "lsq+csd"))
-
-
-def psweep_table(runs, ref) -> Table:
-    rows = []
-    fpq = runs[runs.method == "fpq"]
-    for dataset, arch, w, a in _groups(fpq, ["fpq"], ["dataset", "arch", "w_bits", "a_bits"]):
-        cell = fpq[(fpq.dataset == dataset) & (fpq.arch == arch) & (fpq.w_bits == w) & (fpq.a_bits == a)]
-        ps = sorted(cell.p.dropna().unique())
-        if len(ps) < 2:
-            continue
-        for p in ps:
-            rows.append(Row({"Dataset": dataset, "Arch": arch, "Bits": bits_label(w, a), "p": f"{p:g}"},
-                            cell_stat(runs, dataset=dataset, arch=arch, w_bits=w, a_bits=a, method="fpq", p=p),
-                            paper_value(ref, "table3", dataset, arch, f"fpq(p={p:g})", w, a)))
-    return Table("table3", "Table 3: FPQ p sweep (CSD on), top-1 (%)", rows, lambda r: r["method"] == "fpq")
-
-
-def sam_table(runs, ref, main_p: float) -> Table:
-    rows = []
-    for dataset, arch, w, a in _groups(runs, ["lsq+sam"], ["dataset", "arch", "w_bits", "a_bits"]):
-        rows.append(Row({"Dataset": dataset, "Arch": arch, "Bits": "FP", "Method": "fp"},
-                        cell_stat(runs, dataset=dataset, arch=arch, method="fp"),
-                        paper_value(ref, "table1", dataset, arch, "fp", 32, 32)))
-        for method in ("lsq+sam", "fpq"):
-            key = dict(dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=method)
-            if method == "fpq":
-                key["p"] = main_p
-            rows.append(Row({"Dataset": dataset, "Arch": arch, "Bits": bits_label(w, a), "Method": method},
-                            cell_stat(runs, **key), paper_value(ref, "table1", dataset, arch, method, w, a)))
-    return Table("table1", "Table 1: LSQ+SAM vs FPQ, top-1 (%)", rows, lambda r: r["method"] == "lsq+sam")
-
-
-def fmt_stat(s: Stat, latex: bool = False) -> str:
+def fmt_stat(s: Stat, pm: str = "±") -> str:
     if s.n == 0:
-        return "failed" if s.failed else "missing"
-    pm = r"$\pm$" if latex else "±"
+        return f"failed ({s.failed})" if s.failed else "missing"
     text = f"{s.mean:.2f} {pm} {s.std:.2f}" if s.n >= 2 else f"{s.mean:.2f}"
     return text + (f" [{s.failed} failed]" if s.failed else "")
 
 
-def to_frame(table: Table, latex: bool = False) -> pd.DataFrame:
-    records = []
+def _notes(table: Table) -> dict[str, str]:
+    """Footnote marker per distinct paper note: a, b, c ..."""
+    notes = list(dict.fromkeys(r.note for r in table.rows if r.note))
+    return {note: chr(ord("a") + i) for i, note in enumerate(notes)}
+
+
+def _records(table: Table, pm: str, mark) -> list[dict]:
+    marks = _notes(table)
+    out = []
     for row in table.rows:
         diff = row.stat.mean - row.paper if row.stat.n and not math.isnan(row.paper) else math.nan
-        records.append({**row.labels, "Ours (mean ± std)" if not latex else r"Ours (mean $\pm$ std)":
-                        fmt_stat(row.stat, latex), "n": row.stat.n,
-                        "Paper": "—" if math.isnan(row.paper) else f"{row.paper:.2f}",
-                        "Δ (ours − paper)" if not latex else r"$\Delta$ (ours $-$ paper)":
-                        "—" if math.isnan(diff) else f"{diff:+.2f}"})
-    return pd.DataFrame(records)
+        paper = "—" if math.isnan(row.paper) else f"{row.paper:.2f}" + (mark(marks[row.note]) if row.note else "")
+        out.append({**row.labels, OURS: fmt_stat(row.stat, pm), "n": str(row.stat.n), "Paper": paper,
+                    DELTA: "—" if math.isnan(diff) else f"{diff:+.2f}"})
+    return out
 
 
-def to_markdown(table: Table, metric: str, missing: list[str]) -> str:
-    lines = [f"# {table.title}", "",
-             f"Ours: {metric}-epoch test top-1, mean ± std over seeds (n seeds). Paper: single runs "
-             "(config/reference_tables.csv); — where the paper has no such cell.", ""]
-    lines.append(to_frame(table).to_markdown(index=False, disable_numparse=True) if table.rows else "No runs for this table in the results.")
-    if missing:
-        lines += ["", f"Missing runs ({len(missing)}), expected but without a result:", ""]
-        lines += [f"- {rid}" for rid in missing]
-    return "\n".join(lines) + "\n"
+def to_markdown(table: Table, metric: str, title: str) -> str:
+    lines = [f"# {title}", "",
+             f"Ours: {metric}-epoch test top-1, mean ± std over seeds (n seeds with a result). Paper: its "
+             "single runs (config/reference_tables.csv); — where the paper has no such cell.", ""]
+    records = _records(table, "±", lambda m: f" ({m})")
+    if records:
+        frame = pd.DataFrame(records)
+        align = ["left"] * (frame.shape[1] - 4) + ["right"] * 4
+        lines.append(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
+    else:
+        lines.append("No runs for this table in the run index.")
+    lines += [""] + [f"({m}) Paper: {note}." for note, m in _notes(table).items()]
+    if table.missing:
+        lines += ["", f"Missing runs ({len(table.missing)}), expected but without a result:", ""]
+        lines += [f"- {rid}" for rid in table.missing]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("—", "--"), ("Δ", r"$\Delta$"), ("−", "$-$")):
+        text = text.replace(a, b)
+    return text
 
 
 def to_latex(table: Table, metric: str) -> str:
-    if not table.rows:
-        return f"% {table.title}: no runs in the results.\n"
-    frame = to_frame(table, latex=True)
-    frame = frame.map(lambda v: v.replace("_", r"\_").replace("—", "--") if isinstance(v, str) else v)
-    caption = f"{table.title} ({metric}-epoch; ours: mean $\\pm$ std over n seeds)".replace("%", r"\%")
-    return frame.style.hide(axis="index").to_latex(hrules=True, caption=caption, label=f"tab:{table.name}",
-                                                   column_format="l" * frame.shape[1])
+    spec = table.spec
+    head = [f"% {spec.name}: generated by `fpq tables` from the run index; needs \\usepackage{{booktabs}}."]
+    records = _records(table, "±", lambda m: f"\\textsuperscript{{{m}}}")
+    if not records:
+        return "\n".join(head + [f"% {spec.title}: no runs in the run index."]) + "\n"
+    columns = list(records[0])
+    caption = _tex(f"{spec.title}; ours: {metric}-epoch top-1, mean ± std over n seeds")
+    lines = head + [r"\begin{table}[t]", r"\centering", f"\\caption{{{caption}}}", f"\\label{{tab:{spec.name}}}",
+                    f"\\begin{{tabular}}{{{'l' * (len(columns) - 4)}rrrr}}", r"\toprule",
+                    " & ".join(_tex(c) for c in columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex(str(r[c])) for c in columns) + r" \\" for r in records]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = [f"\\textsuperscript{{{m}}}~{_tex(note)}." for note, m in _notes(table).items()]
+    if notes:
+        lines += [r"\par\smallskip\footnotesize Paper: " + " ".join(notes)]
+    return "\n".join(lines + [r"\end{table}"]) + "\n"
 
 
-def build_tables(results: Path, out: Path, reference: Path, expected: list[str] | None = None,
-                 metric: str = "final", main_p: float = 0.1) -> list[Path]:
-    collected = collect(results, metric)
-    runs, ref = collected.runs, load_reference(reference)
-    done = set(runs[runs.status == "ok"].run_id)
-    missing = [rid for rid in (expected or []) if rid not in done]
-    tables = [sam_table(runs, ref, main_p), ablation_table(runs, ref, main_p), psweep_table(runs, ref),
-              comparison_table(runs, ref, "cifar10", "table4", main_p),
-              comparison_table(runs, ref, "cifar100", "table5", main_p)]
-    names = {"table1": "table1_sam", "table2": "table2_ablation", "table3": "table3_psweep",
-             "table4": "table4_cifar10", "table5": "table5_cifar100"}
+def table_number(spec: TableSpec) -> str:
+    return spec.paper_table.replace("table", "Table ")
+
+
+def build_tables(results: Path, index: RunIndex, out: Path, reference: Path, metric: str = "final") -> list[Path]:
+    collected: Collected = collect(results, index, metric)
+    ref = load_reference(reference)
     written = []
-    for table in tables:
-        mine = [rid for rid in missing if (parsed := parse_run_id(rid)) and table.belongs(parsed)]
-        written.append(write_text(out / f"{names[table.name]}.md", to_markdown(table, metric, mine)))
-        written.append(write_text(out / f"{names[table.name]}.tex", to_latex(table, metric)))
-    written.append(write_text(out / "claims.md", claims_markdown(runs, main_p, missing, collected.unreadable)))
+    for spec in TABLES:
+        table = build_table(spec, collected.entries, ref, index.main_p)
+        title = f"{table_number(spec)}: {spec.title}"
+        written.append(write_text(out / f"{spec.name}.md", to_markdown(table, metric, title)))
+        written.append(write_text(out / f"{spec.name}.tex", to_latex(table, metric)))
+    written.append(write_text(out / "claims.md", claims_markdown(collected)))
     return written

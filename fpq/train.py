@@ -1,14 +1,18 @@
 """One training run, top to bottom: FP teacher or QAT of any registered method.
 
 Per epoch: train, evaluate on the test set, (optionally) measure the Hessian trace, checkpoint
-atomically. A rerun in the same folder resumes from the last checkpoint of the same config;
-on CPU the resumed run ends bitwise equal to an uninterrupted one. `metrics.json` is written
-last: its presence means the run finished.
+atomically. A rerun in the same folder resumes from the last checkpoint of the same run
+identity (`config.resume_identity`: thread count and device spelling do not count); on CPU the
+resumed run ends bitwise equal to an uninterrupted one. `metrics.json` is written last: its
+presence means the run finished, with status "ok" (or "failed" when a run that diverged, or
+whose teacher failed, is recorded as a result). Every attempt appends to `train.log`.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import math
+import os
+import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,22 +22,32 @@ import torch
 from torch import nn
 
 from fpq.build import load_teacher, resolve_device, save_model, skeleton
-from fpq.config import RunConfig, dump_config, effective_json, to_dict
+from fpq.cell import Cell
+from fpq.config import RunConfig, dict_differences, dump_config, resume_identity, to_dict
 from fpq.data import DeviceLoader, load_arrays
 from fpq.hessian import hutchinson_trace
-from fpq.io import load_torch, save_torch, write_json, write_text
+from fpq.io import ensure_writable, load_torch, read_json, save_torch, write_json, write_text
 from fpq.methods import METHODS
-from fpq.objective import Objective, autocast_bf16
+from fpq.objective import Objective, autocast_bf16, compiled
 from fpq.perturb import attach_sfp
 from fpq.provenance import provenance
 from fpq.quant import calibrate, quantizer_parameters
 from fpq.seed import rng_state, seed_everything, set_rng_state
 
-CHECKPOINT, MODEL, METRICS, FAILED = "checkpoint.pt", "model.pt", "metrics.json", "failed.json"
+CHECKPOINT, MODEL, METRICS, FAILED, LOG = "checkpoint.pt", "model.pt", "metrics.json", "failed.json", "train.log"
 
 
-class DivergenceError(RuntimeError):
+class RunFailure(RuntimeError):
+    """The run cannot give a result: it diverged, or its teacher failed. A result of the method
+    (the paper's own PACT W2A2 MobileNet cells collapse), not a bug: the workflow records it."""
+
+
+class DivergenceError(RunFailure):
     """The loss or accuracy became NaN or infinite."""
+
+
+class TeacherFailed(RunFailure):
+    """The FP teacher run this QAT run starts from ended as failed."""
 
 
 @dataclass
@@ -44,15 +58,20 @@ class RunState:
     elapsed: float = 0.0  # training seconds before this process
 
 
-def config_hash(cfg: RunConfig) -> str:
-    """Identity of a run for resuming: the keys that can change its result (not `progress`)."""
-    return hashlib.sha256(effective_json(cfg).encode()).hexdigest()[:16]
+def check_teacher(cfg: RunConfig) -> None:
+    """A QAT run whose teacher's run ended as failed fails too, naming the teacher."""
+    metrics = Path(cfg.teacher).parent / METRICS
+    if not Path(cfg.teacher).exists() and metrics.exists():
+        status = read_json(metrics)
+        if status.get("status") == "failed":
+            raise TeacherFailed(f"teacher {status.get('run_id') or cfg.teacher} failed: {status.get('error')}")
 
 
 def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
     """Float model (teacher stage), or the teacher's copy made quantized and calibrated."""
     if not cfg.is_qat:
         return prepare_student(cfg, None, None, device), None
+    check_teacher(cfg)
     teacher = load_teacher(cfg, device)
     images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
     return prepare_student(cfg, teacher, images, device), _memory_format(cfg, teacher)
@@ -79,9 +98,16 @@ def _is_quantizer_key(key: str) -> bool:
     return any(part in key for part in ("w_quant.", "a_quant."))
 
 
-def student_forward(cfg: RunConfig, model: nn.Module):
-    """What the training step calls: the module, or its torch.compile wrapper (`runtime.compile`)."""
-    return torch.compile(model, mode=cfg.runtime.compile_mode) if cfg.runtime.compile else model
+def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None) -> Objective:
+    """The method's loss; with `runtime.compile`, one compiled graph for the whole loss."""
+    spec, rt = METHODS[cfg.method], cfg.runtime
+    return Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, rt.bf16,
+                     rt.teacher_bf16, rt.compile_mode if rt.compile else None)
+
+
+def eval_forward(cfg: RunConfig, model: nn.Module):
+    """The module, or (runtime.compile) its compiled wrapper: compiled once, reused every epoch."""
+    return compiled(model, cfg.runtime.compile_mode) if cfg.runtime.compile else model
 
 
 def make_optimizer(cfg: RunConfig, model: nn.Module):
@@ -127,29 +153,43 @@ def train_step(objective: Objective, optimizer, params: list[nn.Parameter], x, y
     return loss, logits
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def train_epoch(cfg: RunConfig, model, objective, optimizer, loader: DeviceLoader, epoch: int) -> dict:
+    """One epoch; also the wall time of its first step (which pays any compile: `first_step_time`)."""
     model.train()
     sam_rho = cfg.quant.sam_rho if METHODS[cfg.method].sam else None
     params = [p for p in model.parameters() if p.requires_grad]
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
-    for x, y in loader.epoch(epoch):
+    seen, first_step_time, t0 = 0, 0.0, time.time()
+    for step, (x, y) in enumerate(loader.epoch(epoch)):
         loss, logits = train_step(objective, optimizer, params, x, y, sam_rho)
         loss_sum += loss.detach() * y.shape[0]  # no .item() per batch: no host sync in the step
         correct += (logits.detach().argmax(1) == y).sum()
-    n = loader.num_images
-    return {"train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
+        seen += y.shape[0]
+        if step == 0:  # one sync per epoch, to time the first step
+            _sync(loader.device)
+            first_step_time = time.time() - t0
+    return {"train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
+            "train_images": seen, "first_step_time": first_step_time}
 
 
 @torch.no_grad()
-def evaluate(model, loader: DeviceLoader, bf16: bool = False) -> dict:
+def evaluate(model, loader: DeviceLoader, bf16: bool = False, forward=None) -> dict:
+    """Test loss and accuracy in eval mode (the caller's mode restored); `forward` may be the
+    model's compiled wrapper."""
+    forward = forward or model
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     for x, y in loader.epoch():
         with autocast_bf16(x, bf16):
-            logits = model(x).float()
+            logits = forward(x).float()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -168,32 +208,56 @@ def measure_trace(cfg: RunConfig, model, batches, epoch: int) -> dict:
     return {"epoch": epoch, **est.as_dict()}
 
 
-def resume(out: Path, cfg: RunConfig, model, optimizer, scheduler) -> RunState:
+class RunLog:
+    """Progress lines to stderr (when `runtime.progress`) and, always, appended to <out>/train.log.
+
+    Snakemake empties a job's own log before every attempt; train.log keeps every attempt, each
+    opened by a header line, so an interrupted attempt's lines survive its rerun.
+    """
+
+    def __init__(self, cfg: RunConfig, out: Path):
+        self.cfg, self.path = cfg, out / LOG
+        attempt = 1
+        if self.path.exists():
+            attempt += sum(line.startswith("== attempt ") for line in self.path.read_text(errors="replace").splitlines())
+        self._append(f"== attempt {attempt}: {time.strftime('%Y-%m-%d %H:%M:%S')} on {platform.node()}, "
+                     f"pid {os.getpid()}")
+
+    def _append(self, line: str) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(line + "\n")
+
+    def write(self, message: str) -> None:
+        line = f"[{self.cfg.run_id or self.cfg.method}] {message}"
+        self._append(line)
+        if self.cfg.runtime.progress:
+            print(line, file=sys.stderr, flush=True)
+
+
+def resume(out: Path, cfg: RunConfig, device: torch.device, model, optimizer, scheduler, log: RunLog) -> RunState:
     path = out / CHECKPOINT
     if not path.exists():
         return RunState()
     ckpt = load_torch(path)
-    if ckpt.get("config_hash") != config_hash(cfg):
-        log(cfg, f"checkpoint {path} belongs to another config; starting over")
+    identity = resume_identity(cfg, device.type)
+    if ckpt.get("identity") != identity:
+        changed = dict_differences(ckpt["identity"], identity) if "identity" in ckpt else ["written by an older fpq"]
+        log.write(f"checkpoint {path} belongs to another run ({'; '.join(changed)}); starting over")
         return RunState()
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     set_rng_state(ckpt["rng"])
-    log(cfg, f"resuming after epoch {ckpt['epoch']}")
+    log.write(f"resuming after epoch {ckpt['epoch']}")
     return RunState(ckpt["epoch"], ckpt["history"], ckpt["hessian"], ckpt["elapsed"])
 
 
-def save_checkpoint(out: Path, cfg: RunConfig, state: RunState, model, optimizer, scheduler) -> None:
+def save_checkpoint(out: Path, cfg: RunConfig, device: torch.device, state: RunState, model, optimizer,
+                    scheduler) -> None:
     save_torch(out / CHECKPOINT, {
-        "config_hash": config_hash(cfg), "epoch": state.epoch, "history": state.history,
+        "identity": resume_identity(cfg, device.type), "epoch": state.epoch, "history": state.history,
         "hessian": state.hessian, "elapsed": state.elapsed, "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()})
-
-
-def log(cfg: RunConfig, message: str) -> None:
-    if cfg.runtime.progress:
-        print(f"[{cfg.run_id or cfg.method}] {message}", file=sys.stderr, flush=True)
 
 
 def check_finite(cfg: RunConfig, row: dict) -> None:
@@ -210,39 +274,48 @@ def progress_line(cfg: RunConfig, row: dict, images: int, remaining: int) -> str
             f"{row['epoch_time']:.1f}s/epoch | ETA {eta / 60:.1f} min")
 
 
+def compile_seconds(history: list[dict]) -> float | None:
+    """Seconds the first compiled step and evaluation took beyond a steady one (this process)."""
+    first = history[0]
+    if len(history) < 2 or "first_step_time" not in first:
+        return None
+    steady_step = (first["epoch_time"] - first["first_step_time"]) / max(1, first.get("steps", 2) - 1)
+    return max(0.0, first["first_step_time"] - steady_step) + max(0.0, first["eval_time"] - history[1]["eval_time"])
+
+
 def run(cfg: RunConfig, out: str | Path) -> dict:
     """Train `cfg` in folder `out` (resuming if a checkpoint is there); returns the metrics."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.json", dump_config(cfg))  # the resolved config, there from the start
+    ensure_writable(out)  # before any work: a read-only or full folder fails now, not after training
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
+    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))  # the speed keys in force here
+    write_text(out / "config.json", dump_config(cfg))  # the resolved config, there from the start
+    log = RunLog(cfg, out)
     seed_everything(cfg.seed)
     data = load_arrays(cfg.data)
     cl = cfg.runtime.channels_last
     train_loader = DeviceLoader(data.x_train, data.y_train, cfg.data.dataset, cfg.optim.batch_size, device,
-                                train=True, seed=cfg.seed, channels_last=cl)
+                                train=True, seed=cfg.seed, channels_last=cl, drop_last=cfg.runtime.compile)
     test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
                                channels_last=cl)
     model, teacher = build_student(cfg, train_loader, device)
-    forward = student_forward(cfg, model)
-    spec = METHODS[cfg.method]
-    teacher = teacher if spec.uses_teacher_forward else None  # only its weights were needed
-    objective = Objective(spec, cfg.quant, model, teacher, forward, cfg.runtime.bf16, cfg.runtime.teacher_bf16)
+    objective = make_objective(cfg, model, teacher)
+    forward = eval_forward(cfg, model)
     optimizer, scheduler = make_optimizer(cfg, model)
-    state = resume(out, cfg, model, optimizer, scheduler)
+    state = resume(out, cfg, device, model, optimizer, scheduler, log)
     batches = hessian_batches(cfg, train_loader) if cfg.is_qat and cfg.hessian.every else None
     if batches and state.epoch == 0 and not state.hessian:
-        state.hessian.append(measure_trace(cfg, model, batches, 0))
-    started = time.time()
+        state.hessian.append(measure_trace(cfg, model, batches, 0))  # on the eager model, never compiled
+    started, this_process = time.time(), []
     for epoch in range(state.epoch, cfg.optim.epochs):
         t0 = time.time()
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_epoch(cfg, model, objective, optimizer, train_loader, epoch))
         row["epoch_time"] = time.time() - t0
         t1 = time.time()
-        row.update(evaluate(model, test_loader, cfg.runtime.bf16))
+        row.update(evaluate(model, test_loader, cfg.runtime.bf16, forward))
         row["eval_time"] = time.time() - t1
         check_finite(cfg, row)
         scheduler.step()
@@ -251,24 +324,30 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
             state.hessian.append(measure_trace(cfg, model, batches, epoch + 1))
             row["hessian_time"] = time.time() - t2
         state.history.append(row)
+        this_process.append({**row, "steps": len(train_loader)})
         state.epoch = epoch + 1
         state.elapsed += time.time() - t0
-        save_checkpoint(out, cfg, state, model, optimizer, scheduler)
-        log(cfg, progress_line(cfg, row, train_loader.num_images, cfg.optim.epochs - epoch - 1))
+        save_checkpoint(out, cfg, device, state, model, optimizer, scheduler)
+        log.write(progress_line(cfg, row, row["train_images"], cfg.optim.epochs - epoch - 1))
     save_model(out / MODEL, model, cfg)
     metrics = assemble_metrics(cfg, state, device, time.time() - started)
+    if cfg.runtime.compile and this_process:
+        metrics["compile_seconds"] = compile_seconds(this_process)
     write_json(out / METRICS, metrics)
     (out / FAILED).unlink(missing_ok=True)
     return metrics
+
+
+def _identity(cfg: RunConfig) -> dict:
+    return {"run_id": cfg.run_id, "cell": Cell.from_config(cfg).as_dict(),
+            "stage": "qat" if cfg.is_qat else "teacher"}
 
 
 def assemble_metrics(cfg: RunConfig, state: RunState, device: torch.device, wall_this_process: float) -> dict:
     final = state.history[-1]
     best = max(state.history, key=lambda r: r["test_acc"])
     return {
-        "run_id": cfg.run_id, "stage": "qat" if cfg.is_qat else "teacher", "method": cfg.method,
-        "arch": cfg.arch, "dataset": cfg.data.dataset, "w_bits": cfg.quant.w_bits, "a_bits": cfg.quant.a_bits,
-        "seed": cfg.seed, "epochs": cfg.optim.epochs,
+        **_identity(cfg), "status": "ok", "epochs": cfg.optim.epochs,
         "final": {"top1": final["test_acc"], "test_loss": final["test_loss"], "epoch": final["epoch"]},
         "best": {"top1": best["test_acc"], "epoch": best["epoch"], "label": "best epoch (not the reported number)"},
         "history": state.history, "hessian_trajectory": state.hessian,
@@ -277,7 +356,13 @@ def assemble_metrics(cfg: RunConfig, state: RunState, device: torch.device, wall
     }
 
 
-def record_failure(out: str | Path, cfg: RunConfig, err: BaseException) -> None:
-    """A failed run leaves failed.json (never metrics.json), so tables mark the cell as failed."""
-    write_json(Path(out) / FAILED, {"run_id": cfg.run_id, "error": f"{type(err).__name__}: {err}",
-                                    "config": to_dict(cfg)})
+def record_failure(out: str | Path, cfg: RunConfig, err: BaseException, as_result: bool = False) -> Path:
+    """A run that stopped with an error leaves failed.json. With `as_result` (a RunFailure the
+    workflow records) it writes metrics.json with status "failed" instead: the run is finished,
+    tables mark its cell as failed, and the jobs after it still run."""
+    out = Path(out)
+    record = {**_identity(cfg), "status": "failed", "error": f"{type(err).__name__}: {err}", "config": to_dict(cfg)}
+    if as_result:
+        (out / FAILED).unlink(missing_ok=True)
+        return write_json(out / METRICS, record)
+    return write_json(out / FAILED, record)

@@ -75,3 +75,13 @@ def quick_teacher(tmp_path_factory, mini_npz) -> Path:
     out = tmp_path_factory.mktemp("quick_teacher")
     run(load_config(teacher_config(mini_npz, epochs=1)), out)
     return out / "model.pt"
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """`fpq.train.run` sets the process's thread count (runtime.threads): no test leaks it to the next."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

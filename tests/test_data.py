@@ -1,4 +1,5 @@
 import pickle
+import urllib.error
 
 import numpy as np
 import pytest
@@ -46,6 +47,10 @@ def _mutations():
         ("negative label", {**a(), "y_test": a()["y_test"] - 1}, "outside [0, 10)"),
         ("too few classes", make_arrays(classes=7), "y_train holds 7 classes but cifar10 has 10"),
         ("class names", {**a(), "class_names": np.array(["a", "b"])}, "class_names lists 2 classes"),
+        ("empty test split", {**a(), "x_test": a()["x_test"][:0], "y_test": a()["y_test"][:0]},
+         "x_test holds no test images"),
+        ("empty train split", {**a(), "x_train": a()["x_train"][:0], "y_train": a()["y_train"][:0]},
+         "x_train holds no train images"),
     ]
 
 
@@ -73,6 +78,49 @@ def test_missing_and_corrupt_files(tmp_path):
     truncated.write_bytes(good.read_bytes()[:5000])
     with pytest.raises(DataError, match="not a readable .npz"):
         read_npz(truncated, "cifar10")
+
+
+def test_a_file_that_is_not_a_zip_archive_is_named_so(tmp_path):
+    text = tmp_path / "cifar10.npz"
+    text.write_text("x_train,y_train\n")
+    with pytest.raises(DataError, match="is not a .npz \\(zip\\) archive") as err:
+        read_npz(text, "cifar10")
+    assert "pickle" not in str(err.value)
+
+
+def _lopsided_arrays():
+    """40 train images, 4 a class, except class 3 with 1 image (its others relabelled 4)."""
+    a = make_arrays()
+    y = a["y_train"].copy()
+    y[np.flatnonzero(y == 3)[1:]] = 4
+    return {**a, "y_train": y}
+
+
+@pytest.mark.parametrize("arrays, subsets, message", [
+    (make_arrays(), {"train_subset": 41}, "data.train_subset is 41, more than the 40 images available"),
+    (make_arrays(), {"test_subset": 21}, "data.test_subset is 21, more than the 20 images available"),
+    (make_arrays(), {"train_subset": 5}, "data.train_subset is 5, below the minimum of 10"),
+    (_lopsided_arrays(), {"train_subset": 20}, "needs 2 images of class 3, there are only 1"),
+], ids=["train too large", "test too large", "fewer than classes", "class short"])
+def test_subsets_that_cannot_be_balanced_are_refused(tmp_path, arrays, subsets, message):
+    cfg = DataConfig(source="npz", path=str(save(tmp_path, arrays)), **subsets)
+    with pytest.raises(DataError, match=message):
+        load_arrays(cfg)
+
+
+def test_offline_download_says_so_and_points_at_npz(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataError) as err:
+        load_arrays(DataConfig(dataset="cifar10", source="torchvision", root=str(tmp_path)))
+    message = str(err.value)
+    assert "downloading cifar10 from torchvision" in message and "name resolution" in message
+    assert "data: {cifar10: {source: npz, path: /path/to/cifar10.npz}}" in message
+    assert not (tmp_path / "cifar10.npz").exists()
 
 
 def _write_cifar100_pickles(root, n_train=200, n_test=100):

@@ -166,5 +166,20 @@ def test_a_stale_checkpoint_of_another_config_is_not_resumed(quick_teacher, mini
     run(load_config(base), tmp_path)
     changed = {**base, "quant": {**base["quant"], "w_bits": 2}}
     m = run(load_config(changed), tmp_path)
-    assert "belongs to another config" in capsys.readouterr().err
-    assert m["w_bits"] == 2 and len(m["history"]) == 1
+    assert "belongs to another run (quant.w_bits: 4 -> 2); starting over" in capsys.readouterr().err
+    assert m["cell"]["w_bits"] == 2 and len(m["history"]) == 1
+
+
+def test_thread_count_and_device_spelling_do_not_discard_a_checkpoint(quick_teacher, mini_npz, tmp_path, capsys):
+    """Snakemake caps threads at --cores: resuming with fewer cores must keep the finished epochs."""
+    from fpq.train import run
+
+    base = qat_config(mini_npz, quick_teacher, "lsq", (4, 4), train=64, test=20)
+    base["runtime"].update(progress=True, threads=2, device="cpu")
+    run(load_config(base), tmp_path)
+    resumed = {**base, "runtime": {**base["runtime"], "threads": 1, "device": "cpu:0"}}
+    run(load_config(resumed), tmp_path)
+    err = capsys.readouterr().err
+    assert "resuming after epoch 1" in err and "starting over" not in err
+    log = (tmp_path / "train.log").read_text()
+    assert "== attempt 1:" in log and "== attempt 2:" in log and "resuming after epoch 1" in log

@@ -63,16 +63,18 @@ def _fpq_student(arch="resnet20", **runtime):
 
 
 @pytest.mark.parametrize("arch", ["resnet20", "mobilenetv2"])
-def test_the_fpq_student_traces_as_one_graph(arch):
-    """SFP's gate and CSD's taps stay inside one torch.compile graph (a break per layer would cost
-    a launch gap per layer on the GPU); tracing only, no code generation."""
+def test_the_whole_fpq_loss_traces_as_one_graph(arch):
+    """Student forward (SFP gates, CSD taps), the teacher's forward, CSD and CE stay inside one
+    torch.compile graph (a break per layer would cost a launch gap per layer on the GPU, and a
+    separate teacher graph a second launch stream); tracing only, no code generation."""
     cfg, teacher, student, x = _fpq_student(arch)
-    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher)
-    with objective.student_taps.collect() as feats:
-        explained = torch._dynamo.explain(student)(x)
+    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, True, True)
+    student_feats, teacher_feats = objective.student_taps.start(), objective.teacher_taps.start()
+    explained = torch._dynamo.explain(objective._loss)(x, torch.arange(8) % 10)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
-    assert len(feats) == len(list(student.conv_layers()))  # the taps fired under tracing
+    convs = len(list(student.conv_layers()))
+    assert len(student_feats) == len(teacher_feats) == convs  # the taps of both fired under tracing
 
 
 def _fpq_loss_and_grads(**runtime):
@@ -82,7 +84,7 @@ def _fpq_loss_and_grads(**runtime):
             m.p = 0.0
     if cfg.runtime.channels_last:
         teacher, x = teacher.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, None, cfg.runtime.bf16, cfg.runtime.teacher_bf16)
+    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, cfg.runtime.bf16, cfg.runtime.teacher_bf16)
     loss, logits = objective(x, torch.arange(8) % 10)
     loss.backward()
     return loss, logits, {n: p.grad for n, p in student.named_parameters()}

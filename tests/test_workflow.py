@@ -1,4 +1,5 @@
 """The Snakemake DAG: the paper grid, config validation, GPU slots, and the CI config end to end."""
+import json
 import os
 import re
 import subprocess
@@ -8,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fpq.grid import expand, final_measurements, load_workflow_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,12 +28,14 @@ def test_dry_run_of_the_paper_config_lists_the_complete_grid():
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout)
     # 2 datasets x 4 archs x 3 seeds teachers; main grid 2x4x3 bits x5 methods x3 seeds = 360,
-    # plus ablation (lsq+sfp, lsq+csd: 6), p sweep (6 new p x 3 seeds: 18) and SAM (2 archs x 3: 6).
+    # plus ablation (lsq+sfp, lsq+csd: 6), p sweep (5 new p x 3 seeds: 15; p = 0 is the LSQ+CSD
+    # run, p = 0.1 the main FPQ run) and SAM (2 archs x 3: 6).
     assert counts["train_teacher"] == 24
-    assert counts["train_qat"] == 360 + 6 + 18 + 6
+    assert counts["train_qat"] == 360 + 6 + 15 + 6
     assert counts["measure_hessian"] == 2 * 4 * 3 * 2 * 3  # lsq, fpq at p=0.1 for every cell
     assert counts["probe_variance"] == 24 + 2 * 4 * 3 * 2 * 3
-    assert counts["build_tables"] == 1 and counts["plot_figures"] == 1
+    assert counts["index_runs"] == counts["build_tables"] == counts["plot_figures"] == 1
+    assert "_p0_" not in out.stdout
 
 
 def test_lint_is_clean():
@@ -68,21 +70,6 @@ def test_invalid_config_is_rejected_before_any_job(tmp_path, change, key):
     assert not (tmp_path / "results").exists()
 
 
-def test_grid_expansion_shares_teachers_and_names_runs():
-    config = load_workflow_config(REPO / "config" / "ci.yaml")
-    runs = expand(config)
-    teachers = [r for r in runs.values() if r.teacher_id is None]
-    assert [t.run_id for t in teachers] == ["resnet20_cifar10_fp_s0", "resnet20_cifar10_fp_s1"]
-    assert "resnet20_cifar10_w2a4_fpq_p0.1_s0" in runs and "resnet20_cifar10_w2a4_lsq_s1" in runs
-    fpq = runs["resnet20_cifar10_w2a4_fpq_p0.5_s1"]
-    assert fpq.teacher_id == "resnet20_cifar10_fp_s1" and fpq.config.quant.sfp_p == 0.5
-    assert fpq.config.teacher.endswith("runs/resnet20_cifar10_fp_s1/model.pt")
-    hessian, variance = final_measurements(config, runs)
-    assert sorted(hessian) == sorted(["resnet20_cifar10_w2a4_lsq_s0", "resnet20_cifar10_w2a4_lsq_s1",
-                                      "resnet20_cifar10_w2a4_fpq_p0.1_s0", "resnet20_cifar10_w2a4_fpq_p0.1_s1"])
-    assert len(variance) == 6
-
-
 GPU_SNAKEFILE = """
 rule all:
     input: "a.txt", "b.txt"
@@ -94,57 +81,102 @@ rule probe:
 """
 
 
-def test_two_jobs_at_once_under_gpu_2_get_different_devices(tmp_path):
+@pytest.mark.parametrize("gpus, per_gpu, expected", [(2, 1, {"0", "1"}), (1, 2, {"0"})])
+def test_jobs_at_once_under_gpu_2_spread_over_the_slot_pool(tmp_path, gpus, per_gpu, expected):
+    """Two GPUs: one job each. One GPU with two jobs per GPU: both share it (and both run)."""
+    from tests.test_gpu_slots import fake_gpu_box
+
     (tmp_path / "Snakefile").write_text(GPU_SNAKEFILE)
-    env = {"FPQ_GPU_SLOTS": "2", "FPQ_GPU_LOCK_DIR": str(tmp_path / "locks")}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    out = snakemake("--cores", "2", "--resources", "gpu=2", cwd=tmp_path, env=env, timeout=120)
+    env = {**fake_gpu_box(tmp_path, gpus), "FPQ_JOBS_PER_GPU": str(per_gpu)}
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=2"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    devices = {(tmp_path / f).read_text().strip() for f in ("a.txt", "b.txt")}
-    assert devices == {"0", "1"}
+    assert {(tmp_path / f).read_text().strip() for f in ("a.txt", "b.txt")} == expected
+
+
+def write_config(tmp_path, name: str, change=None) -> str:
+    config = _ci_config()
+    config.update(results=f"{tmp_path}/results", tables=f"{tmp_path}/tables", figures=f"{tmp_path}/figures")
+    if change:
+        change(config)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def diverging_sam(config):
+    config["quant"]["sam_rho"] = 1e6  # SAM's ascent step blows the weights up: both LSQ+SAM runs diverge
 
 
 @pytest.mark.workflow
 def test_ci_config_end_to_end(tmp_path):
-    """Every stage on the real mini CIFAR-10 on CPU; then a config change reruns only its runs."""
-    dirs = [f"results={tmp_path}/results", f"tables={tmp_path}/tables", f"figures={tmp_path}/figures"]
-    out = snakemake("--cores", "2", "--configfile", "config/ci.yaml", "--config", *dirs, timeout=1800)
+    """Every stage on the real mini CIFAR-10 on CPU, with the two LSQ+SAM runs diverging: tables,
+    claims and figures are still built with those runs marked failed; then only what changed reruns."""
+    out = snakemake("--cores", "2", "--configfile", write_config(tmp_path, "ci", diverging_sam), timeout=1800)
     assert out.returncode == 0, out.stderr[-4000:]
     tables = tmp_path / "tables"
     for name in ("table1_sam", "table2_ablation", "table3_psweep", "table4_cifar10"):
         assert (tables / f"{name}.md").stat().st_size > 0 and (tables / f"{name}.tex").is_file()
     t4 = (tables / "table4_cifar10.md").read_text()
-    for method in ("fp", "pact", "lsq", "lsq+", "kd", "fpq"):
-        assert re.search(rf"\| resnet20 \| (FP|W2A4) +\| {re.escape(method)} +\| \d+\.\d\d ± \d+\.\d\d +\| 2 ", t4), method
+    for method in ("FP", "PACT", "LSQ", "LSQ+", "KD", "FPQ"):
+        assert re.search(rf"\| ResNet-20 \| (FP|W2A4) +\| {re.escape(method)} +\| +\d+\.\d\d ± \d+\.\d\d \| +2 ", t4), method
     t2 = (tables / "table2_ablation.md").read_text()
-    assert all(f"| {m} " in t2 for m in ("lsq", "lsq+sfp", "lsq+csd", "fpq"))
+    assert all(f"| {m} " in t2 for m in ("LSQ", "LSQ+SFP", "LSQ+CSD", "FPQ"))
     t3 = (tables / "table3_psweep.md").read_text()
     assert all(f"| {p} " in t3 for p in ("0", "0.1", "0.5"))
-    assert "lsq+sam" in (tables / "table1_sam.md").read_text()
+    assert re.search(r"\| LSQ\+SAM +\| +failed \(2\) \| +0 ", (tables / "table1_sam.md").read_text())
     claims = (tables / "claims.md").read_text()
-    assert all(f"## {i}." in claims for i in range(1, 6)) and "Missing runs" not in claims
+    assert "## 10." in claims and "## Failed runs (2)" in claims and "Missing runs" not in claims
+    assert "resnet20_cifar10_w2a4_lsq+sam_s1: DivergenceError" in claims
     for fig in ("fig5_hessian", "fig1_variance"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "figures" / f"{fig}.{ext}").stat().st_size > 1000
-    again = snakemake("-n", "--configfile", "config/ci.yaml", "--config", *dirs)
+    runs = tmp_path / "results" / "runs"
+    index = json.loads((tmp_path / "results" / "index.json").read_text())
+    for rid, run in index["runs"].items():  # every result names its own cell, the one the index planned
+        metrics = json.loads((runs / rid / "metrics.json").read_text())
+        assert metrics["run_id"] == rid and metrics["cell"] == run["cell"]
+        assert metrics["status"] == ("failed" if "lsq+sam" in rid else "ok")
+    assert json.loads((runs / "resnet20_cifar10_w2a4_lsq_s0" / "hessian.json").read_text())["cell"]["method"] == "lsq"
+    assert oct((runs / "resnet20_cifar10_fp_s0" / "metrics.json").stat().st_mode & 0o777) == oct(0o666 & ~os.umask(os.umask(0)))
+
+    again = snakemake("-n", "--configfile", write_config(tmp_path, "ci", diverging_sam))
     assert "Nothing to be done" in again.stdout + again.stderr
-    changed = _ci_config()
-    changed["quant"]["kd_temperature"] = 2.0
-    changed.update(results=f"{tmp_path}/results", tables=f"{tmp_path}/tables", figures=f"{tmp_path}/figures")
-    path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(changed))
-    rerun = snakemake("-n", "--configfile", str(path))
+
+    def reorder_and_probe_kd(config):
+        diverging_sam(config)
+        config["hessian"] = dict(reversed(list(config["hessian"].items())))  # same values, other order
+        config["variance"]["methods"].append("kd")
+
+    changed = job_counts(snakemake("-n", "--configfile", write_config(tmp_path, "ci", reorder_and_probe_kd)).stdout)
+    assert changed["probe_variance"] == 2 and "measure_hessian" not in changed and "train_qat" not in changed
+
+    def kd_temperature(config):
+        diverging_sam(config)
+        config["quant"]["kd_temperature"] = 2.0
+
+    rerun = snakemake("-n", "--configfile", write_config(tmp_path, "ci", kd_temperature))
     counts = job_counts(rerun.stdout)
     assert counts["train_qat"] == 2 and "train_teacher" not in counts  # the two KD runs only
     assert "resnet20_cifar10_w2a4_kd_s0" in rerun.stdout and "resnet20_cifar10_w2a4_kd_s1" in rerun.stdout
+    fixed = job_counts(snakemake("-n", "--configfile", write_config(tmp_path, "ci")).stdout)
+    assert fixed["train_qat"] == 2  # back to a sane SAM radius: the two failed SAM runs, nothing else
 
 
 def test_a_given_configfile_is_not_merged_into_the_default(tmp_path):
+    def only_main(config):
+        config["grids"] = {"main": config["grids"]["main"]}  # config/config.yaml has an ablation grid
+
+    out = snakemake("-n", "--configfile", write_config(tmp_path, "only_main", only_main))
+    assert out.returncode == 0, out.stderr
+    assert job_counts(out.stdout)["train_qat"] == 10 and "lsq+sfp" not in out.stdout
+
+
+def test_a_config_writes_to_folders_named_after_it(tmp_path):
     config = _ci_config()
-    config["grids"] = {"main": config["grids"]["main"]}  # config/config.yaml has an ablation grid
-    config["results"] = str(tmp_path / "results")
-    path = tmp_path / "only_main.yaml"
+    path = tmp_path / "myrun.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("-n", "--configfile", str(path))
     assert out.returncode == 0, out.stderr
-    assert job_counts(out.stdout)["train_qat"] == 10 and "lsq+sfp" not in out.stdout
+    assert "results/myrun/index.json" in out.stdout and "tables/myrun/claims.md" in out.stdout
+    assert "results/ci/" not in out.stdout

@@ -24,8 +24,9 @@ class CifarModel(nn.Module):
 class ConvTaps:
     """Conv outputs (before BN) of a model's forward passes, for CSD on teacher and student.
 
-    The hooks are registered once and stay (cheap when inactive, and a compiled model sees the
-    same hooks at every step); `collect()` turns recording on for the forward passes inside it.
+    The hooks are registered once and stay (cheap when inactive, and a compiled step sees the
+    same hooks and the same list object at every step); `collect()` (or start/stop) turns
+    recording on for the forward passes inside it.
     """
 
     def __init__(self, model: CifarModel):
@@ -37,14 +38,20 @@ class ConvTaps:
         if self.active:
             self.outputs.append(output)
 
+    def start(self) -> list[torch.Tensor]:
+        self.outputs.clear()  # in place: torch.compile guards on this list, not on a new one per step
+        self.active = True
+        return self.outputs
+
+    def stop(self) -> None:
+        self.active = False
+
     @contextmanager
     def collect(self) -> Iterator[list[torch.Tensor]]:
-        self.outputs = []
-        self.active = True
         try:
-            yield self.outputs
+            yield self.start()
         finally:
-            self.active = False
+            self.stop()
 
     def remove(self) -> None:
         for handle in self.handles:

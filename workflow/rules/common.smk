@@ -1,17 +1,18 @@
-# The run grid, expanded once by fpq.grid (validated: a bad value stops here, before any job).
+# The plan of this config (fpq.grid.expand: runs, grids, measurements), computed once.
+import json
 import os
 import re
 
 from fpq.budget import load_timings, run_seconds
 from fpq.config import effective_json
 from fpq.data import cache_path
-from fpq.grid import expand as expand_runs, final_measurements
+from fpq.grid import expand as expand_plan
 
-RUNS = expand_runs(config)
+PLAN = expand_plan(config)
+RUNS = PLAN.runs
 RESULTS = config["results"]
-TEACHER_IDS = [rid for rid, run in RUNS.items() if run.teacher_id is None]
-QAT_IDS = [rid for rid, run in RUNS.items() if run.teacher_id is not None]
-HESSIAN_IDS, VARIANCE_IDS = final_measurements(config, RUNS)
+TEACHER_IDS, QAT_IDS = PLAN.ids("teacher"), PLAN.ids("qat")
+HESSIAN_IDS, VARIANCE_IDS = PLAN.hessian_ids, PLAN.variance_ids
 TIMINGS = load_timings("config/epoch_seconds.yaml")
 DOWNLOAD_ROOTS = sorted({src["root"] for src in config["data"].values() if src["source"] == "torchvision"})
 
@@ -27,7 +28,8 @@ def data_file(wildcards):
 
 
 def run_config_json(wildcards):
-    """The keys that matter to this run: a params value, so changing one reruns exactly its runs."""
+    """The keys that can change this run's result: a params value, so changing one reruns exactly
+    its runs (thread count and progress output are not among them)."""
     return effective_json(RUNS[wildcards.run].config)
 
 
@@ -40,6 +42,6 @@ def run_file(name):
     return f"{RESULTS}/runs/{{run}}/{name}"
 
 
-def results_dir(metrics_path):
-    """<results> from <results>/runs/<run>/metrics.json."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(metrics_path)))
+def config_json():
+    """This workflow config as canonical JSON (key order does not matter)."""
+    return json.dumps(config, sort_keys=True)

@@ -1,15 +1,23 @@
 # Stage 3: final Hessian trace / top eigenvalue (Fig. 5 endpoint) and the output-variance probe (Fig. 1).
+# Each value is its own param: a job reruns when a value it uses changes, not when keys are
+# reordered or another method joins `methods`. A failed run's measurement is recorded as failed.
+H, V = config["hessian"], config["variance"]
 
 
 rule measure_hessian:
     input:
-        model=run_file("model.pt"),
+        metrics=run_file("metrics.json"),
     output:
         run_file("hessian.json"),
     wildcard_constraints:
         run=id_pattern(HESSIAN_IDS),
     params:
-        h=config["hessian"],
+        model=lambda wc, input: os.path.join(os.path.dirname(input.metrics), "model.pt"),
+        probes=H["final_probes"],
+        batches=H["final_batches"],
+        batch_size=H["batch_size"],
+        seed=H["seed"],
+        eigen_iters=H["eigen_iters"],
         device=config["runtime"]["device"],
     conda:
         "../envs/fpq.yaml"
@@ -21,21 +29,23 @@ rule measure_hessian:
         runtime=60,
         mem_mb=16000,
     shell:
-        "OMP_NUM_THREADS={threads} fpq hessian --model {input.model} --out {output}"
-        " --probes {params.h[final_probes]} --batches {params.h[final_batches]}"
-        " --batch-size {params.h[batch_size]} --seed {params.h[seed]}"
-        " --eigen-iters {params.h[eigen_iters]} --device {params.device} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} fpq hessian --model {params.model} --out {output}"
+        " --probes {params.probes} --batches {params.batches} --batch-size {params.batch_size}"
+        " --seed {params.seed} --eigen-iters {params.eigen_iters} --device {params.device} > {log} 2>&1"
 
 
 rule probe_variance:
     input:
-        model=run_file("model.pt"),
+        metrics=run_file("metrics.json"),
     output:
         run_file("variance.json"),
     wildcard_constraints:
         run=id_pattern(VARIANCE_IDS),
     params:
-        v=config["variance"],
+        model=lambda wc, input: os.path.join(os.path.dirname(input.metrics), "model.pt"),
+        sigma=V["sigma"],
+        images=V["images"],
+        samples=V["samples"],
         device=config["runtime"]["device"],
     conda:
         "../envs/fpq.yaml"
@@ -47,6 +57,6 @@ rule probe_variance:
         runtime=20,
         mem_mb=16000,
     shell:
-        "OMP_NUM_THREADS={threads} fpq variance --model {input.model} --out {output}"
-        " --sigma {params.v[sigma]} --images {params.v[images]} --samples {params.v[samples]}"
+        "OMP_NUM_THREADS={threads} fpq variance --model {params.model} --out {output}"
+        " --sigma {params.sigma} --images {params.images} --samples {params.samples}"
         " --device {params.device} > {log} 2>&1"

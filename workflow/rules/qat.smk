@@ -1,12 +1,12 @@
 # Stage 2: every QAT cell (baselines, FPQ, ablation, p sweep, SAM), from its teacher.
+# A run whose teacher failed, or that diverges, ends as a failed result (see teacher.smk).
 
 
 rule train_qat:
     input:
         data=data_file,
-        teacher=lambda wc: f"{RESULTS}/runs/{RUNS[wc.run].teacher_id}/model.pt",
+        teacher=lambda wc: f"{RESULTS}/runs/{RUNS[wc.run].teacher_id}/metrics.json",
     output:
-        model=run_file("model.pt"),
         metrics=run_file("metrics.json"),
     wildcard_constraints:
         run=id_pattern(QAT_IDS),
@@ -16,7 +16,7 @@ rule train_qat:
     conda:
         "../envs/fpq.yaml"
     log:
-        run_file("train.log"),
+        run_file("job.log"),
     benchmark:
         run_file("train.benchmark.tsv")
     threads: max(1, config["runtime"]["threads"])
@@ -25,4 +25,5 @@ rule train_qat:
         runtime=runtime_minutes,
         mem_mb=16000,
     shell:
-        "fpq qat --config-json {params.cfg:q} --set runtime.threads={threads} --out {params.out} > {log} 2>&1"
+        "fpq qat --config-json {params.cfg:q} --set runtime.threads={threads} --out {params.out}"
+        " --record-failures > {log} 2>&1"
