@@ -32,6 +32,15 @@ include: "workflow/rules/hessian.smk"
 include: "workflow/rules/tables.smk"
 
 
+# Light jobs run where Snakemake runs (on SLURM: the submit host, which also has the internet
+# that fetch_data needs); every training, Hessian and variance job asks for one GPU.
+localrules:
+    fetch_data,
+    index_runs,
+    build_tables,
+    plot_figures,
+
+
 rule all:
     default_target: True
     input:

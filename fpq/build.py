@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fpq.config import RunConfig, load_config, to_dict
+from fpq.config import ConfigError, RunConfig, load_config, to_dict
 from fpq.io import CheckpointError, load_torch, save_torch
 from fpq.methods import METHODS
 from fpq.models import CifarModel, create_model
@@ -18,7 +18,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"runtime.device is {name!r} but CUDA is not available here")
+        raise ConfigError(f"runtime.device is {name!r} but CUDA is not available here (use auto or cpu)")
     return device
 
 
