@@ -5,9 +5,10 @@ methods with --methods, fpq path only) it times training steps of
   plain - a loop written here as a researcher would: unfused fake quant (an op chain per
           quantizer), fp32 eager, SFP gate drawn per layer, CSD by forward hooks, a host sync
           (`loss.item()`) per step;
-  fpq   - fpq's path: the model from fpq.build, fpq.objective.Objective and the SGD step of
-          fpq.train, with the runtime speed keys given (fused quantizers by default; `--fast`
-          adds bf16 autocast, a bf16 teacher, channels_last and torch.compile).
+  fpq   - fpq's path: the student of fpq.train.prepare_student, the loss of
+          fpq.train.make_objective and the SGD step of fpq.train, with the runtime speed keys
+          given (fused quantizers by default; `--fast` adds bf16 autocast, a bf16 teacher,
+          channels_last, torch.compile of the whole loss (student, teacher, CSD) and fused SGD).
 Both see the same batch on the device. All paths of a model alternate round by round; the median round counts.
 Prints images/s, seconds per 50k-image epoch, peak memory (CUDA) and the ratio fpq/plain.
 
@@ -33,11 +34,12 @@ from fpq.config import load_config
 from fpq.io import write_text
 from fpq.methods import METHODS
 from fpq.models import create_model
-from fpq.objective import Objective
-from fpq.train import make_optimizer, prepare_student, student_forward, train_step
+from fpq.train import make_objective, make_optimizer, prepare_student, train_step
 
 EPOCH_IMAGES = 50_000
 PLAIN_METHODS = ("fp", "lsq", "fpq")
+# The fast path: the runtime keys config/*.yaml turn on for CUDA (`runtime.cuda`).
+FAST = {"bf16": True, "teacher_bf16": True, "channels_last": True, "compile": True, "fused_optimizer": True}
 
 
 # ----------------------------------------------------------------------------- plain reference
@@ -85,7 +87,9 @@ def plain_quantize(model: nn.Module, w_bits: int, a_bits: int, sfp_p: float, ima
     for i, (name, conv) in enumerate(convs):
         bits = (8, 8) if i == 0 else (w_bits, a_bits)
         parent, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent), attr, PlainQuantConv(conv, *bits, sfp_p))
+        # the new step sizes and offsets follow the conv onto its device (created on the CPU, they
+        # crashed the first CUDA forward: "Expected all tensors to be on the same device")
+        setattr(model.get_submodule(parent), attr, PlainQuantConv(conv, *bits, sfp_p).to(conv.weight.device))
     inputs = {}
     hooks = [m.register_forward_pre_hook(lambda m, a: inputs.__setitem__(m, a[0]))
              for m in model.modules() if isinstance(m, PlainQuantConv)]
@@ -108,12 +112,19 @@ def plain_csd(s_feats, t_feats):
     return loss
 
 
-def plain_step_fn(arch: str, method: str, num_classes: int, device, x, y):
+def plain_model(arch: str, method: str, num_classes: int, device, x) -> tuple[nn.Module, nn.Module]:
+    """The plain loop's student (LSQ W2A4 as an op chain where the method quantizes) and teacher."""
     model = create_model(arch, num_classes).to(device)
     teacher = copy.deepcopy(model).eval()
     spec = METHODS[method]
     if spec.quantizer:
         plain_quantize(model, 2, 4, 0.1 if spec.sfp else 0.0, x[:100])
+    return model, teacher
+
+
+def plain_step_fn(arch: str, method: str, num_classes: int, device, x, y):
+    model, teacher = plain_model(arch, method, num_classes, device, x)
+    spec = METHODS[method]
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     s_feats, t_feats = [], []
     if spec.csd:
@@ -152,9 +163,7 @@ def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime:
     if cfg.runtime.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    forward = student_forward(cfg, model)
-    objective = Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, forward,
-                          cfg.runtime.bf16, cfg.runtime.teacher_bf16)
+    objective = make_objective(cfg, model, teacher)
     opt, _ = make_optimizer(cfg, model)
     params = [p for p in model.parameters() if p.requires_grad]
     sam_rho = cfg.quant.sam_rho if spec.sam else None
@@ -219,8 +228,9 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 1 on CPU")
     p.add_argument("--device", default="auto")
-    p.add_argument("--fast", action="store_true", help="bf16 + teacher bf16 + channels_last + compile "
-                   "(meant for CUDA; on CPU the compile takes minutes)")
+    p.add_argument("--fast", action="store_true", help="bf16 + teacher bf16 + channels_last + compile + fused SGD "
+                   "(the configs' CUDA keys; on CPU the compile takes minutes)")
+    p.add_argument("--runtime", metavar="KEY=VAL[,KEY=VAL]", help="runtime keys of fpq's main path (after --fast)")
     p.add_argument("--also", action="append", default=[], metavar="KEY=VAL[,KEY=VAL]",
                    help="time one more fpq path with these runtime keys changed, e.g. fused_quant=false "
                         "or compile=false (repeatable); its ratio is to fpq's main path")
@@ -235,7 +245,9 @@ def main(argv=None) -> int:
     steps, warmup = args.steps or (20 if cuda else 2), args.warmup if args.warmup is not None else (10 if cuda else 1)
     runtime = {"fused_quant": True}
     if args.fast:
-        runtime.update(bf16=True, teacher_bf16=True, channels_last=True, compile=True)
+        runtime.update(FAST)
+    if args.runtime:
+        runtime.update(parse_also(args.runtime)[1])
     variants = {label: {**runtime, **overrides} for label, overrides in map(parse_also, args.also)}
     if cuda:
         torch.backends.cudnn.benchmark = True

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Every GPU measurement of issue 6 in one call on a lent card, most important first, each step
-# bounded so the whole script ends inside BUDGET_S seconds; results land in $OUT (at most 8 files).
+# Every GPU measurement of the speed issue in one call on a lent card, most important first, each
+# step bounded so the whole script ends inside BUDGET_S seconds; results land in $OUT (8 files).
 #
-#   device run:  bash bench/gpu_session.sh        (carry .devdata: the mini CIFAR-10 for the policy check)
-#   here:        python bench/gpu_report.py <files_at>   (table, target verdicts)
-#                python bench/write_timings.py <files_at>/resnet18.json --path <fast label>   (budget)
+#   here:    bash bench/prepare_devdata.sh                     (nothing is needed but the checkout)
+#   device:  run(command="bash bench/gpu_session.sh", carry=[".devdata"], timeout_s=600)
+#   here:    python bench/gpu_report.py <files_at>             (bench/README.md tables, target verdicts)
+#            python bench/write_timings.py <files_at>/resnet18.json --path "$FAST" --concurrency <files_at>/concurrency.json
 #
 # CPU smoke of the plumbing: SMOKE=1 OUT=/tmp/out bash bench/gpu_session.sh
 set -u
@@ -13,15 +14,18 @@ BUDGET_S=${BUDGET_S:-540}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 START=$(date +%s)
 LOG=$OUT/session.log
+# The configs' CUDA keys (bench_step.FAST); the same with the fake quantizers as plain op chains,
+# which inductor may fuse better than the hand-written autograd functions; and with CUDA graphs.
 FAST=bf16=true,teacher_bf16=true,channels_last=true,compile=true,fused_optimizer=true
+CHAIN=$FAST,fused_quant=false
 GRAPHS=$FAST,compile_mode=reduce-overhead
 if [ "${SMOKE:-0}" = 1 ]; then
   SIZE=(--batch 8 --steps 1 --rounds 1 --warmup 1)
-  FAST=bf16=true,teacher_bf16=true,channels_last=true,fused_optimizer=true; GRAPHS=$FAST
-  POLICY=(--seeds 2 --train 256 --teacher-epochs 1 --epochs 1 --device auto)
+  FAST=bf16=true,teacher_bf16=true,channels_last=true,fused_optimizer=true; CHAIN=$FAST,fused_quant=false; GRAPHS=$FAST
+  CONC=(--batch 8 --seconds 1 --warmup 1 --jobs 1,2 --runtime compile=false)
 else
   SIZE=(--batch 256 --steps 20 --rounds 5 --warmup 10)
-  POLICY=(--seeds 3 --train 5000 --teacher-epochs 15 --epochs 5 --device cuda)
+  CONC=(--batch 256 --seconds 10 --warmup 10 --jobs 1,2,4)
 fi
 
 step() {  # step NAME MAX_SECONDS CMD...: run CMD for at most MAX_SECONDS and what is left of the budget
@@ -35,19 +39,24 @@ step() {  # step NAME MAX_SECONDS CMD...: run CMD for at most MAX_SECONDS and wh
   echo "== $name: exit ${PIPESTATUS[0]} after $(( $(date +%s) - t0 ))s" | tee -a "$LOG"
 }
 
-{ date -u; nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; python3 -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; } > "$OUT/env.txt" 2>&1
+{ date -u; nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; python3 -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; git log -1 --format='fpq %H' 2>/dev/null; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt" | tee -a "$LOG"
 
-# 1. targets 1 and 2: ResNet-18 plain loop, fpq eager (fused, fp32) and fpq fast, side by side
-step resnet18 300 python3 bench/bench_step.py --models resnet18 --methods fp,lsq,fpq "${SIZE[@]}" \
-  --also "$FAST" --json "$OUT/resnet18.json"
-# 2. target 3: ResNet-20 LSQ at batch 256, compiled, and compiled with CUDA graphs (launch-bound model)
-step resnet20 200 python3 bench/bench_step.py --models resnet20 --methods lsq "${SIZE[@]}" \
-  --also "$FAST" --also "$GRAPHS" --json "$OUT/resnet20.json"
-# 3. precision policy of the fast keys on real data (FPQ W2A4, seeds), fp32 vs bf16 student + teacher
-step policy 150 python3 bench/policy_check.py --method fpq --key bf16,teacher_bf16 \
-  --npz .devdata/cifar10-mini.npz "${POLICY[@]}" --json "$OUT/policy.json"
-# 4. eager paths only (no compile) of the other models, for the budget and the eager ratios
-step eager 150 python3 bench/bench_step.py --models resnet20,mobilenetv2 --methods fp,lsq,fpq "${SIZE[@]}" \
-  --json "$OUT/eager.json"
+# 1. ResNet-18 W2A4, LSQ and FPQ: plain loop, fpq eager, fpq fast, fpq fast with op-chain quantizers
+#    -> LSQ <= 0.3x plain, FPQ <= 1.25x LSQ, and which quantizer form inductor fuses better
+step resnet18 230 python3 bench/bench_step.py --models resnet18 --methods lsq,fpq "${SIZE[@]}" \
+  --also "$FAST" --also "$CHAIN" --json "$OUT/resnet18.json"
+# 2. where FPQ's cost goes on the fast path: LSQ+SFP, LSQ+CSD, KD (LSQ and FPQ are in step 1), and FP
+step breakdown 130 python3 bench/bench_step.py --models resnet18 --methods fp,lsq+sfp,lsq+csd,kd "${SIZE[@]}" \
+  --runtime "$FAST" --json "$OUT/breakdown.json"
+# 3. the launch-bound small models with CUDA graphs (ResNet-20, MobileNetV2), for the budget
+step small 90 python3 bench/bench_step.py --models resnet20,mobilenetv2 --methods lsq,fpq "${SIZE[@]}" \
+  --also "$GRAPHS" --json "$OUT/small.json"
+# 4. jobs per GPU: 1, 2 and 4 concurrent ResNet-20 jobs on the one GPU
+step concurrency 50 python3 bench/concurrency.py --model resnet20 --method lsq "${CONC[@]}" --json "$OUT/concurrency.json"
+# 5. the slot pool on a real GPU: two holders, one GPU, two jobs per GPU -> the same physical device
+step pool 25 env FPQ_JOBS_PER_GPU=2 bash bench/gpu_pool_check.sh
+# 6. ResNet-50 on the fast path, for the budget (compiles are long: last)
+step resnet50 120 python3 bench/bench_step.py --models resnet50 --methods fp,lsq,fpq "${SIZE[@]}" \
+  --runtime "$FAST" --json "$OUT/resnet50.json"
 echo "== total $(( $(date +%s) - START ))s" | tee -a "$LOG"

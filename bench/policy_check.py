@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from fpq.config import load_config
-from fpq.results import compare, summarize
+from fpq.results import compare, stat_of
 from fpq.train import run
 
 
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
                                "runtime": {**runtime, **{key: value for key in keys}}})
             accs[value].append(run(cfg, work / f"{value}_{seed}")["final"]["top1"])
             print(f"seed {seed} {args.key}={value}: top-1 {accs[value][-1]:.2f}", flush=True)
-    on, off = summarize_list(accs[True]), summarize_list(accs[False])
+    on, off = stat_of(accs[True]), stat_of(accs[False])
     verdict, diff, p_value = compare(on, off)
     print(f"\n{args.key}=true : {on.mean:.2f} ± {on.std:.2f} (n={on.n})")
     print(f"{args.key}=false: {off.mean:.2f} ± {off.std:.2f} (n={off.n})")
@@ -61,12 +61,6 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps({"key": args.key, "on": accs[True], "off": accs[False],
                                                "diff": diff, "p_value": p_value}, indent=2))
     return 0
-
-
-def summarize_list(values: list[float]):
-    import pandas as pd
-
-    return summarize(pd.Series(values))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,27 @@ def timings_from_bench(bench: dict, previous: dict | None = None, path: str = "f
             raise ValueError(f"{arch}: the benchmark lacks {missing}; run it with --methods fp,lsq,fpq")
         archs[arch] = {**{kind: round(by[(arch, m)]["s_per_epoch"], 3) for kind, m in TIMING_KINDS.items()},
                        "source": source}
-    return {"card": source, "archs": archs}
+    out = {"card": source, "archs": archs}
+    if previous.get("concurrency"):
+        out["concurrency"] = previous["concurrency"]
+    return out
+
+
+def concurrency_from_bench(bench: dict, previous: dict | None = None) -> dict:
+    """The `concurrency` table of epoch_seconds.yaml from `bench/concurrency.py --json`: per model,
+    the number of jobs per GPU with the highest throughput and its speedup over one job."""
+    table = dict((previous or {}).get("concurrency", {}))
+    for model in sorted({r["model"] for r in bench["concurrency"]}):
+        best = max((r for r in bench["concurrency"] if r["model"] == model), key=lambda r: r["speedup"])
+        if best["jobs"] > 1 and best["speedup"] > 1.05:  # under 5% is noise, not worth a shared GPU
+            table[model] = {"jobs": best["jobs"], "speedup": round(best["speedup"], 3)}
+    return table
+
+
+def gpu_share(timings: dict, arch: str) -> float:
+    """GPU time of one job of this arch per second it runs: 1/speedup when k jobs share a GPU."""
+    row = timings.get("concurrency", {}).get(arch)
+    return 1.0 / row["speedup"] if row else 1.0
 
 
 def _train_images(cfg: RunConfig) -> int:
@@ -84,10 +104,11 @@ def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
     final = FinalHessianConfig(h["final_probes"], h["final_batches"], h["batch_size"], h["seed"], h["eigen_iters"])
     seconds = Counter()
     for run in runs.values():
-        seconds["train_teacher" if run.teacher_id is None else "train_qat"] += run_seconds(run.config, timings)
+        share = gpu_share(timings, run.config.arch)
+        seconds["train_teacher" if run.teacher_id is None else "train_qat"] += run_seconds(run.config, timings) * share
     for rid in plan.hessian_ids:
         seconds["measure_hessian"] += measurement_seconds(runs[rid].config, timings, final.probes, final.batches,
-                                                          final.batch_size)
+                                                          final.batch_size) * gpu_share(timings, runs[rid].config.arch)
     used = {r.config.arch: timings["archs"][r.config.arch] for r in runs.values()}
     estimated = sorted(arch for arch, row in used.items() if row.get("estimated"))
     lines = [f"jobs: {sum(jobs.values())}  (timings: {timings['card']})"]
@@ -100,6 +121,10 @@ def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
     total = sum(seconds.values()) / 3600
     lines.append(f"total: {total:.1f} GPU-hours on one card ({total / gpus:.1f} h wall on {gpus} GPUs if perfectly "
                  f"packed)")
+    shared = {a: r for a, r in timings.get("concurrency", {}).items() if a in used}
+    for arch, row in shared.items():
+        lines.append(f"  {arch}: {row['jobs']} jobs per GPU (FPQ_JOBS_PER_GPU={row['jobs']}, --resources "
+                     f"gpu=<GPUs x {row['jobs']}>) give {row['speedup']:.2f}x the throughput; counted above")
     if estimated:
         lines.append(f"note: seconds/epoch of {', '.join(estimated)} are estimates, not measurements")
     return "\n".join(lines)

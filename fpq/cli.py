@@ -175,6 +175,24 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_pack(args) -> int:
+    from fpq.archive import pack
+
+    config = _workflow_config(args)
+    info = json.loads(args.info) if args.info else {}
+    out = pack(config["results"], config["tables"], config["figures"], args.out, {"config": config["name"], **info})
+    print(f"{out}: {out.stat().st_size / 1e6:.2f} MB")
+    return 0
+
+
+def cmd_unpack(args) -> int:
+    from fpq.archive import unpack
+
+    files = unpack(args.archive, args.into)
+    print(f"{args.into}: {len(files)} files")
+    return 0
+
+
 def cmd_fetch_data(args) -> int:
     from fpq.data import fetch_torchvision, read_npz
 
@@ -274,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line")
     p = sub.add_parser("runs", help="list the run ids of a workflow config")
     _source_args(p, with_index=False)
+    p = sub.add_parser("pack", help="pack a config's results (no weights), tables and figures into one .tar.gz")
+    _source_args(p, with_index=False)
+    p.add_argument("--out", required=True)
+    p.add_argument("--info", help="JSON object saved as run.json in the pack (GPU, versions, wall time)")
+    p = sub.add_parser("unpack", help="unpack a results pack into a folder (results/, tables/, figures/)")
+    p.add_argument("archive")
+    p.add_argument("--into", required=True)
     p = sub.add_parser("fetch-data", help="download CIFAR with torchvision and convert it to <root>/<dataset>.npz")
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
     p.add_argument("--root", default="data")
@@ -285,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
             "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
             "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget,
-            "runs": cmd_runs, "fetch-data": cmd_fetch_data, "gpu-slot": cmd_gpu_slot}
+            "runs": cmd_runs, "pack": cmd_pack, "unpack": cmd_unpack, "fetch-data": cmd_fetch_data,
+            "gpu-slot": cmd_gpu_slot}
 
 
 def main(argv: list[str] | None = None) -> int:

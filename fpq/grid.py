@@ -78,6 +78,8 @@ def run_config(config: dict, cell: Cell, teacher_id: str | None) -> RunConfig:
     if teacher_id is None:
         return load_config({**data, "optim": config["teacher"]})
     hessian = {k: v for k, v in config["hessian"].items() if k in TRAJECTORY_KEYS}
+    if cell.method not in config["hessian"]["methods"]:
+        hessian["every"] = 0  # Fig. 5 shows the trajectory of hessian.methods only; the rest skip its cost
     quant = {**config["quant"], "w_bits": cell.w_bits, "a_bits": cell.a_bits}
     if cell.p is not None:
         quant["sfp_p"] = cell.p

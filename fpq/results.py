@@ -99,6 +99,15 @@ def summarize(rows: pd.DataFrame, column: str = "top1") -> Stat:
                 int((rows.status == "missing").sum()))
 
 
+def stat_of(values) -> Stat:
+    """Mean and std (ddof=1) of plain numbers, e.g. the accuracies of a benchmark's seeds.
+
+    >>> s = stat_of([1.0, 2.0, 3.0]); (s.mean, s.std, s.n)
+    (2.0, 1.0, 3)
+    """
+    return summarize(pd.DataFrame({"status": "ok", "top1": list(values)}))
+
+
 def select(frame: pd.DataFrame, **key) -> pd.DataFrame:
     """Rows matching every key; `p=None` matches a method without SFP."""
     sel = frame

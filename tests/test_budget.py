@@ -51,3 +51,21 @@ def test_timings_from_a_benchmark_refuse_an_incomplete_one():
         timings_from_bench(_bench(methods=("fp", "lsq", "kd")))
     with pytest.raises(ValueError, match="no rows of path"):
         timings_from_bench(_bench(), path="compile=false")
+
+
+def test_jobs_per_gpu_that_pay_are_counted_in_the_budget(tmp_path):
+    from fpq.budget import concurrency_from_bench
+
+    config = load_workflow_config(REPO / "config" / "paper.yaml")
+    timings_path = REPO / "config" / "epoch_seconds.yaml"
+    bench = {"concurrency": [{"model": "mobilenetv2", "jobs": k, "speedup": s} for k, s in ((1, 1.0), (2, 1.6), (4, 1.5))]
+             + [{"model": "resnet18", "jobs": 2, "speedup": 1.02}]}
+    table = concurrency_from_bench(bench)
+    assert table == {"mobilenetv2": {"jobs": 2, "speedup": 1.6}}  # ResNet-18's 2% is noise
+    timings = {**load_timings(timings_path), "concurrency": table}
+    shared = tmp_path / "timings.yaml"
+    shared.write_text(__import__("yaml").safe_dump(timings))
+    before, after = budget_report(config, timings_path), budget_report(config, shared)
+    total = lambda report: float(report.split("total: ")[1].split(" GPU-hours")[0])  # noqa: E731
+    assert total(after) < total(before)
+    assert "mobilenetv2: 2 jobs per GPU (FPQ_JOBS_PER_GPU=2" in after

@@ -25,18 +25,24 @@ class _QuantMixin:
 
     @classmethod
     def _copy_float(cls, layer: nn.Module, new: nn.Module) -> nn.Module:
+        """`new` is made on the float layer's device and dtype; its weights are copied, and its
+        quantizers follow it there too."""
         with torch.no_grad():
             new.weight.copy_(layer.weight)
             if layer.bias is not None:
                 new.bias.copy_(layer.bias)
-        return new.to(device=layer.weight.device, dtype=layer.weight.dtype).train(layer.training)  # quantizers too
+        return new.to(device=layer.weight.device, dtype=layer.weight.dtype).train(layer.training)
+
+    @staticmethod
+    def _factory(layer: nn.Module) -> dict:
+        return {"device": layer.weight.device, "dtype": layer.weight.dtype}
 
 
 class QuantConv2d(_QuantMixin, nn.Conv2d):
     @classmethod
     def from_float(cls, conv: nn.Conv2d, w_quant: nn.Module, a_quant: nn.Module) -> "QuantConv2d":
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                  conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
+                  conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode, **cls._factory(conv))
         new._init_quant(w_quant, a_quant)
         return cls._copy_float(conv, new)
 
@@ -47,7 +53,7 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 class QuantLinear(_QuantMixin, nn.Linear):
     @classmethod
     def from_float(cls, linear: nn.Linear, w_quant: nn.Module, a_quant: nn.Module) -> "QuantLinear":
-        new = cls(linear.in_features, linear.out_features, linear.bias is not None)
+        new = cls(linear.in_features, linear.out_features, linear.bias is not None, **cls._factory(linear))
         new._init_quant(w_quant, a_quant)
         return cls._copy_float(linear, new)
 
