@@ -19,13 +19,14 @@ PIECES = ("fp", "lsq", "lsq+sfp", "lsq+csd", "kd", "fpq")
 
 
 def kind(runtime: dict | None) -> str:
+    """plain, eager, eager bf16, fast or fast+graphs; '/op-chain' when the quantizers are op chains."""
     if runtime is None:
         return "plain"
     if not runtime.get("compile"):
-        return "eager" if not runtime.get("bf16") else "eager bf16"
-    if runtime.get("compile_mode") == "reduce-overhead":
-        return "fast+graphs"
-    return "fast" if runtime.get("fused_quant", True) else "fast/op-chain"
+        base = "eager bf16" if runtime.get("bf16") else "eager"
+    else:
+        base = "fast+graphs" if runtime.get("compile_mode") == "reduce-overhead" else "fast"
+    return base if runtime.get("fused_quant", True) else f"{base}/op-chain"
 
 
 def load(folder: Path) -> tuple[list[dict], list[dict], dict]:

@@ -116,11 +116,39 @@ def test_a_run_with_every_speed_key_trains_and_records_them(quick_teacher, mini_
     cfg = qat_config(mini_npz, quick_teacher, "fpq", (2, 4), train=256, test=100)
     cfg["runtime"].update(bf16=True, teacher_bf16=True, channels_last=True, compile=True)
     cfg["hessian"] = {"every": 1, "probes": 2, "batch_size": 16}
+    cfg["optim"].update(epochs=2, batch_size=96)
     m = run(load_config(cfg), tmp_path)
     p = m["precision"]
     assert (p["student_autocast"], p["teacher_autocast"], p["channels_last"], p["compile"]) == ("bf16", "bf16", True, True)
     assert math.isfinite(m["history"][0]["train_loss"]) and m["final"]["top1"] >= 0
-    assert len(m["hessian_trajectory"]) == 2  # the trace runs on the uncompiled fp32 module
+    assert len(m["hessian_trajectory"]) == 3  # the trace runs on the uncompiled fp32 module
+    # one batch shape per compiled step: 256 images in batches of 96 -> two full batches, 64 dropped
+    assert [r["train_images"] for r in m["history"]] == [192, 192]
+    assert m["compile_seconds"] > 0  # the first step and the first evaluation paid the compile, once
+
+
+def test_cuda_speed_keys_apply_on_cuda_only():
+    """A config can ask for the fast path on GPUs while its CPU runs stay fp32 eager (bitwise)."""
+    cfg = load_config({"arch": "resnet20", "runtime": {"device": "cpu", "cuda": {
+        "bf16": True, "compile": True, "compile_mode": "reduce-overhead"}}})
+    on_cpu, on_cuda = cfg.runtime.on("cpu"), cfg.runtime.on("cuda")
+    assert (on_cpu.bf16, on_cpu.compile) == (False, False)
+    assert (on_cuda.bf16, on_cuda.compile, on_cuda.compile_mode) == (True, True, "reduce-overhead")
+    assert on_cuda.channels_last is False  # a key the override leaves out keeps its plain value
+
+
+def test_the_paper_config_uses_the_fast_path_on_cuda_and_cuda_graphs_for_resnet20():
+    from pathlib import Path
+
+    from fpq.grid import expand, load_workflow_config, run_config
+    from fpq.cell import Cell
+
+    config = load_workflow_config(Path(__file__).resolve().parent.parent / "config" / "paper.yaml")
+    r18 = expand(config).runs["resnet18_cifar10_w2a4_fpq_p0.1_s0"].config.runtime
+    assert r18.on("cuda").compile and r18.on("cuda").bf16 and r18.on("cuda").compile_mode == "default"
+    assert not r18.on("cpu").compile and not r18.on("cpu").bf16
+    r20 = run_config(config, Cell("cifar10", "resnet20", "lsq", 2, 4), "t").runtime
+    assert r20.on("cuda").compile_mode == "reduce-overhead" and r20.on("cuda").bf16
 
 
 def test_fused_sgd_takes_the_same_steps_as_the_default_sgd():

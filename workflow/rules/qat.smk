@@ -5,7 +5,7 @@
 rule train_qat:
     input:
         data=data_file,
-        teacher=lambda wc: f"{RESULTS}/runs/{RUNS[wc.run].teacher_id}/metrics.json",
+        teacher=lambda wc: os.path.join(os.path.dirname(RUNS[wc.run].config.teacher), "metrics.json"),
     output:
         metrics=run_file("metrics.json"),
     wildcard_constraints:
