@@ -182,7 +182,7 @@ def train_epoch(cfg: RunConfig, model, objective, optimizer, loader: DeviceLoade
 def evaluate(model, loader: DeviceLoader, bf16: bool = False, forward=None) -> dict:
     """Test loss and accuracy in eval mode (the caller's mode restored); `forward` may be the
     model's compiled wrapper."""
-    forward = forward or model
+    forward = model if forward is None else forward
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=loader.device)
