@@ -44,7 +44,7 @@ def test_sigkill_mid_epoch_then_rerun_matches_an_uninterrupted_run(quick_teacher
     assert "resuming after epoch" in rerun.stderr
 
     a, b = read_json(full / "metrics.json"), read_json(killed / "metrics.json")
-    timings = ("epoch_time", "eval_time", "hessian_time")
+    timings = ("epoch_time", "eval_time", "hessian_time", "first_step_time")
     strip = lambda rows: [{k: v for k, v in r.items() if k not in timings} for r in rows]  # noqa: E731
     assert strip(a["history"]) == strip(b["history"])
     assert a["final"] == b["final"] and a["hessian_trajectory"] == b["hessian_trajectory"]

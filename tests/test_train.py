@@ -19,9 +19,12 @@ def test_teacher_learns_and_records_everything(trained_teacher):
     assert m["final"]["top1"] > 35.0  # 10 classes: chance is 10%
     assert m["best"]["top1"] >= m["final"]["top1"] and "label" in m["best"]
     assert len(m["history"]) == 8 and m["history"][0]["lr"] == pytest.approx(0.1)
-    for key in ("config", "seed", "code", "packages", "device", "precision", "wall_time_s"):
+    for key in ("cell", "config", "code", "packages", "device", "precision", "wall_time_s"):
         assert key in m
-    assert m["config"]["optim"]["epochs"] == 8 and m["seed"] == 0
+    assert m["status"] == "ok" and m["stage"] == "teacher"
+    assert m["cell"] == {"dataset": "cifar10", "arch": "resnet20", "method": "fp", "w_bits": 32, "a_bits": 32,
+                         "p": None, "seed": 0}
+    assert m["config"]["optim"]["epochs"] == 8 and m["config"]["seed"] == 0
     assert torch.__version__.startswith(m["packages"]["torch"].split("+")[0])
     assert m["precision"]["bitwise_reproducible"] is True and m["device"]["type"] == "cpu"
     assert read_json(trained_teacher.parent / "config.json") == m["config"]
@@ -48,7 +51,7 @@ def test_every_method_finishes_with_a_trace_trajectory(quick_teacher, mini_npz, 
     m = run(load_config(cfg), tmp_path)
     assert [h["epoch"] for h in m["hessian_trajectory"]] == [0, 1]
     assert all(h["probes"] == 2 and h["stderr"] >= 0 for h in m["hessian_trajectory"])
-    assert m["method"] == method and (m["w_bits"], m["a_bits"]) == (2, 4)
+    assert m["cell"]["method"] == method and (m["cell"]["w_bits"], m["cell"]["a_bits"]) == (2, 4)
     model, cfg_back = load_model(tmp_path / "model.pt")
     assert cfg_back.method == method
 
