@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
 mkdir -p .devdata
 cp "$SHARED/data/cifar10-mini.npz" .devdata/
+git rev-parse HEAD > .devdata/COMMIT   # the copy on the GPU machine has no .git
 if [ "${1:-}" = reference ]; then
   cp "$SHARED/data/cifar10-q90.npz" "$SHARED/data/cifar10_jpeg.py" .devdata/
   [ -d .devdata/whl ] || bash "$SHARED/tools/snakemake_wheels.sh" .devdata/whl

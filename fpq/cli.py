@@ -136,7 +136,7 @@ def cmd_index(args) -> int:
 def _folders(args, key: str):
     index, config = _index(args)
     results = Path(args.results or (config["results"] if config else Path(args.index).parent))
-    out = Path(getattr(args, "out") or (config[key] if config else key))
+    out = Path(args.out or (config[key] if config else key))
     return index, config, results, out
 
 

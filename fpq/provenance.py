@@ -1,6 +1,7 @@
 """What every result file records about where and how it was produced."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -23,7 +24,8 @@ def code_version() -> dict:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = "unknown", None
+        # a copy of the tree without .git (a GPU machine): the commit it was copied from, if given
+        commit, dirty = os.environ.get("FPQ_GIT_COMMIT", "unknown"), None
     return {"git_commit": commit, "git_dirty": dirty}
 
 

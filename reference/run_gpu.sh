@@ -13,6 +13,8 @@ JOBS_PER_GPU=${JOBS_PER_GPU:-3}
 CONFIG=${CONFIG:-config/reference.yaml}
 START=$(date +%s)
 LOG=$OUT/session.log
+# the tree copied to a GPU machine has no .git: the commit comes with .devdata (prepare_devdata.sh)
+export FPQ_GIT_COMMIT=${FPQ_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || cat .devdata/COMMIT 2>/dev/null || echo unknown)}
 BIN=$(mktemp -d)                   # the `fpq` command the rules call: the checkout, uninstalled
 export PYTHONPATH=$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PATH=$BIN:$PATH
 say() { echo "== $(( $(date +%s) - START ))s: $*" | tee -a "$LOG"; }
@@ -22,7 +24,7 @@ if ! python3 -c "import snakemake" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .devdata/whl/*.whl >>"$LOG" 2>&1
 fi
 printf '#!/bin/sh\nexec python3 -m fpq.cli "$@"\n' > "$BIN/fpq" && chmod +x "$BIN/fpq"
-{ date -u; nvidia-smi -L 2>/dev/null; python3 -c 'import torch, sys, snakemake; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "snakemake", snakemake.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; git log -1 --format='fpq %H %cd' 2>/dev/null; } > "$OUT/env.txt" 2>&1
+{ date -u; nvidia-smi -L 2>/dev/null; python3 -c 'import torch, sys, snakemake; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "snakemake", snakemake.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; echo "fpq $FPQ_GIT_COMMIT"; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt" | tee -a "$LOG"
 
 if [ -f .devdata/cifar10-q90.npz ] && [ ! -f .devdata/cifar10.npz ]; then
@@ -45,7 +47,7 @@ fpq tables --configfile "$CONFIG" >>"$LOG" 2>&1
 fpq figures --configfile "$CONFIG" >>"$LOG" 2>&1
 GPU=$(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")' 2>/dev/null)
 TORCH=$(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)
-COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+COMMIT=$FPQ_GIT_COMMIT
 INFO="{\"gpu\": \"$GPU\", \"torch\": \"$TORCH\", \"code\": \"$COMMIT\", \"snakemake_exit\": $CODE, \"snakemake_wall_s\": $WALL, \"jobs_per_gpu\": $JOBS_PER_GPU, \"data\": \"CIFAR-10 (q90 copy)\", \"config_file\": \"$CONFIG\", \"date\": \"$(date -u +%FT%TZ)\"}"
 fpq pack --configfile "$CONFIG" --out "$OUT/reference.tar.gz" --info "$INFO" 2>&1 | tee -a "$LOG"
 cp "$CONFIG" "$OUT/"
