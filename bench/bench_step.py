@@ -9,7 +9,7 @@ methods with --methods, fpq path only) it times training steps of
           fpq.train.make_objective and the SGD step of fpq.train, with the runtime speed keys
           given (fused quantizers by default; `--fast` adds bf16 autocast, a bf16 teacher,
           channels_last, torch.compile of the whole loss (student, teacher, CSD) and fused SGD).
-Both see the same batch on the device. All paths of a model alternate round by round; the median round counts.
+Both see the same batch on the device. All paths of a method alternate round by round; the median round counts.
 Prints images/s, seconds per 50k-image epoch, peak memory (CUDA) and the ratio fpq/plain.
 
     python bench/bench_step.py                      # CPU: batch 64, a few steps
@@ -197,16 +197,21 @@ def time_steps(step, device, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def build(make, device, warmup: int) -> dict:
-    """Build a step function and warm it up; its own peak memory is measured on CUDA."""
+def build(make, device, warmup: int, label: str = "") -> dict:
+    """Build a step function and warm it up (this pays any compile: `build_s`, printed at once, so a
+    run cut off by its time limit still shows what compiling cost); peak memory on CUDA."""
     before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
     step = make()
     for _ in range(warmup):
         step()
+    sync(device)
+    build_s = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20 if device.type == "cuda" else None
-    return {"step": step, "peak_mb": peak, "times": []}
+    print(f"  built {label}: {build_s:.1f}s with {warmup} warm-up steps", flush=True)
+    return {"step": step, "peak_mb": peak, "times": [], "build_s": build_s}
 
 
 def measure_interleaved(entries: dict, device, steps: int, rounds: int) -> None:
@@ -216,6 +221,25 @@ def measure_interleaved(entries: dict, device, steps: int, rounds: int) -> None:
             entry["times"].append(time_steps(entry["step"], device, steps))
     for entry in entries.values():
         entry["step_s"] = statistics.median(entry["times"])
+
+
+def _row(arch, method, path, r, entries, batch, variants, runtime) -> dict:
+    base = entries.get((method, "plain")) if path == "fpq" else entries.get((method, "fpq"))
+    ratio = r["step_s"] / base["step_s"] if base and path != "plain" else None
+    ips = batch / r["step_s"]
+    return {"model": arch, "method": method, "path": path, "batch": batch, "images_per_s": ips,
+            "s_per_epoch": EPOCH_IMAGES / ips, "peak_mb": r["peak_mb"], "build_s": r["build_s"],
+            "runtime": variants.get(path, runtime) if path != "plain" else None,
+            "ratio_fpq_over_plain": ratio if path == "fpq" else None,
+            "ratio_over_fpq": ratio if path not in ("fpq", "plain") else None}
+
+
+def _line(row: dict, width: int) -> str:
+    ratio = row["ratio_fpq_over_plain"] or row["ratio_over_fpq"]
+    peak = f"{row['peak_mb']:8.0f}" if row["peak_mb"] else "     n/a"
+    shown = f"{ratio:9.2f}" if ratio else ""
+    return (f"{row['model']:12s} {row['method']:7s} {row['path']:{width}s} {row['images_per_s']:9.1f} "
+            f"{row['s_per_epoch']:8.1f} {peak} {shown:>9s}")
 
 
 def main(argv=None) -> int:
@@ -265,34 +289,27 @@ def main(argv=None) -> int:
     for arch in args.models.split(","):
         torch.manual_seed(0)
         random.seed(0)
-        entries = {}
+        # One method at a time: its paths alternate round by round, and its rows are written before
+        # the next method compiles (the whole-step compile of four ResNet-18 paths outlasted a
+        # 230-second step on the H200 on 2026-11-27 and left nothing behind).
         for method in args.methods.split(","):
+            entries = {}
             if method in PLAIN_METHODS:
                 entries[(method, "plain")] = build(lambda: plain_step_fn(arch, method, 10, device, x, y), device,
-                                                   warmup)
+                                                   warmup, f"{arch} {method} plain")
             entries[(method, "fpq")] = build(lambda: fpq_step_fn(arch, method, 10, device, x, y, runtime), device,
-                                             warmup)
+                                             warmup, f"{arch} {method} fpq")
             for label, keys in variants.items():
                 entries[(method, label)] = build(lambda: fpq_step_fn(arch, method, 10, device, x, y, keys), device,
-                                                 warmup)
-        measure_interleaved(entries, device, steps, args.rounds)
-        for (method, path), r in entries.items():
-            base = entries.get((method, "plain")) if path == "fpq" else entries.get((method, "fpq"))
-            ratio = r["step_s"] / base["step_s"] if base and path != "plain" else None
-            ips = batch / r["step_s"]
-            rows.append({"model": arch, "method": method, "path": path, "batch": batch, "images_per_s": ips,
-                         "s_per_epoch": EPOCH_IMAGES / ips, "peak_mb": r["peak_mb"],
-                         "runtime": variants.get(path, runtime) if path != "plain" else None,
-                         "ratio_fpq_over_plain": ratio if path == "fpq" else None,
-                         "ratio_over_fpq": ratio if path not in ("fpq", "plain") else None})
-            peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else "     n/a"
-            shown = f"{ratio:9.2f}" if ratio else ""
-            print(f"{arch:12s} {method:7s} {path:{width}s} {ips:9.1f} {EPOCH_IMAGES / ips:8.1f} {peak} {shown:>9s}",
-                  flush=True)
-        del entries
-        if args.json:  # after every model, so a run cut off by a time limit keeps what it measured
-            write_text(args.json, json.dumps({"device": name, "torch": torch.__version__, "batch": batch,
-                                              "runtime": runtime, "variants": variants, "rows": rows}, indent=2))
+                                                 warmup, f"{arch} {method} {label}")
+            measure_interleaved(entries, device, steps, args.rounds)
+            for (method, path), r in entries.items():
+                rows.append(_row(arch, method, path, r, entries, batch, variants, runtime))
+                print(_line(rows[-1], width), flush=True)
+            del entries
+            if args.json:  # after every method, so a run cut off by a time limit keeps what it measured
+                write_text(args.json, json.dumps({"device": name, "torch": torch.__version__, "batch": batch,
+                                                  "runtime": runtime, "variants": variants, "rows": rows}, indent=2))
     by = {(r["model"], r["method"], r["path"]): r for r in rows}
     print("\nfpq path, each method's step / the FP step (and FPQ / LSQ):")
     for arch in args.models.split(","):

@@ -49,11 +49,13 @@ def by_kind(rows: list[dict]) -> dict[tuple, float]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | method | path | img/s | s/epoch (50k) | peak MB |", "|---|---|---|---:|---:|---:|"]
+    lines = ["| model | method | path | img/s | s/epoch (50k) | peak MB | build s (compile + warm-up) |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
         peak = f"{r['peak_mb']:,.0f}" if r.get("peak_mb") else "n/a"
+        built = f"{r['build_s']:.0f}" if r.get("build_s") is not None else "n/a"
         lines.append(f"| {r['model']} | {NAMES.get(r['method'], r['method'])} | {r['kind']} | "
-                     f"{r['images_per_s']:,.0f} | {r['s_per_epoch']:.2f} | {peak} |")
+                     f"{r['images_per_s']:,.0f} | {r['s_per_epoch']:.2f} | {peak} | {built} |")
     return "\n".join(lines)
 
 

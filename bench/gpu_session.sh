@@ -39,21 +39,21 @@ step() {  # step NAME MAX_SECONDS CMD...: run CMD for at most MAX_SECONDS and wh
   echo "== $name: exit ${PIPESTATUS[0]} after $(( $(date +%s) - t0 ))s" | tee -a "$LOG"
 }
 
-{ date -u; nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; python3 -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; git log -1 --format='fpq %H' 2>/dev/null; } > "$OUT/env.txt" 2>&1
+{ date -u; nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; python3 -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; echo "fpq $(cat .devdata/COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)"; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt" | tee -a "$LOG"
 
 # 1. ResNet-18 W2A4, LSQ and FPQ: plain loop, fpq eager, fpq fast, fpq fast with op-chain quantizers
 #    -> LSQ <= 0.3x plain, FPQ <= 1.25x LSQ, and which quantizer form inductor fuses better
-step resnet18 230 python3 bench/bench_step.py --models resnet18 --methods lsq,fpq "${SIZE[@]}" \
+step resnet18 300 python3 bench/bench_step.py --models resnet18 --methods lsq,fpq "${SIZE[@]}" \
   --also "$FAST" --also "$CHAIN" --json "$OUT/resnet18.json"
 # 2. where FPQ's cost goes on the fast path: LSQ+SFP, LSQ+CSD, KD (LSQ and FPQ are in step 1), and FP
-step breakdown 130 python3 bench/bench_step.py --models resnet18 --methods fp,lsq+sfp,lsq+csd,kd "${SIZE[@]}" \
+step breakdown 120 python3 bench/bench_step.py --models resnet18 --methods fp,lsq+sfp,lsq+csd,kd "${SIZE[@]}" \
   --runtime "$FAST" --json "$OUT/breakdown.json"
 # 3. the launch-bound small models with CUDA graphs (ResNet-20, MobileNetV2), for the budget
-step small 90 python3 bench/bench_step.py --models resnet20,mobilenetv2 --methods lsq,fpq "${SIZE[@]}" \
+step small 60 python3 bench/bench_step.py --models resnet20,mobilenetv2 --methods lsq,fpq "${SIZE[@]}" \
   --also "$GRAPHS" --json "$OUT/small.json"
 # 4. jobs per GPU: 1, 2 and 4 concurrent ResNet-20 jobs on the one GPU
-step concurrency 50 python3 bench/concurrency.py --model resnet20 --method lsq "${CONC[@]}" --json "$OUT/concurrency.json"
+step concurrency 40 python3 bench/concurrency.py --model resnet20 --method lsq "${CONC[@]}" --json "$OUT/concurrency.json"
 # 5. the slot pool on a real GPU: two holders, one GPU, two jobs per GPU -> the same physical device
 step pool 25 env FPQ_JOBS_PER_GPU=2 bash bench/gpu_pool_check.sh
 # 6. ResNet-50 on the fast path, for the budget (compiles are long: last)

@@ -16,7 +16,14 @@ PACKAGES = ("fpq", "torch", "torchvision", "numpy", "pandas", "snakemake")
 
 
 def code_version() -> dict:
-    """Git commit of the checkout fpq runs from, and whether it had uncommitted changes."""
+    """Git commit of the checkout fpq runs from, and whether it had uncommitted changes.
+
+    FPQ_GIT_COMMIT, when set, wins: a copy of the tree on a GPU machine may carry a stale .git
+    (the reference run of 2026-11-27 reported its checkout's first commit, "dirty"), so the GPU
+    scripts pass the commit the copy was made from.
+    """
+    if os.environ.get("FPQ_GIT_COMMIT"):
+        return {"git_commit": os.environ["FPQ_GIT_COMMIT"], "git_dirty": None, "source": "FPQ_GIT_COMMIT"}
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -24,8 +31,7 @@ def code_version() -> dict:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
-        # a copy of the tree without .git (a GPU machine): the commit it was copied from, if given
-        commit, dirty = os.environ.get("FPQ_GIT_COMMIT", "unknown"), None
+        commit, dirty = "unknown", None
     return {"git_commit": commit, "git_dirty": dirty}
 
 

@@ -13,8 +13,9 @@ JOBS_PER_GPU=${JOBS_PER_GPU:-3}
 CONFIG=${CONFIG:-config/reference.yaml}
 START=$(date +%s)
 LOG=$OUT/session.log
-# the tree copied to a GPU machine has no .git: the commit comes with .devdata (prepare_devdata.sh)
-export FPQ_GIT_COMMIT=${FPQ_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || cat .devdata/COMMIT 2>/dev/null || echo unknown)}
+# The tree copied to a GPU machine may carry a stale .git (on 2026-11-27 it named the checkout's first
+# commit): the commit it was copied from comes with .devdata (prepare_devdata.sh) and wins.
+export FPQ_GIT_COMMIT=${FPQ_GIT_COMMIT:-$(cat .devdata/COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown)}
 BIN=$(mktemp -d)                   # the `fpq` command the rules call: the checkout, uninstalled
 export PYTHONPATH=$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PATH=$BIN:$PATH
 say() { echo "== $(( $(date +%s) - START ))s: $*" | tee -a "$LOG"; }
