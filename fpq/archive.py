@@ -25,7 +25,8 @@ def members(results: Path, tables: Path, figures: Path) -> list[tuple[Path, str]
         found += [(folder / name, f"results/runs/{folder.name}/{name}") for name in RUN_FILES
                   if (folder / name).is_file()]
     for label, root in (("tables", tables), ("figures", figures)):
-        found += [(f, f"{label}/{f.name}") for f in sorted(root.glob("*")) if f.is_file() and not f.name.endswith(".log")]
+        found += [(f, f"{label}/{f.name}") for f in sorted(root.glob("*"))
+                  if f.is_file() and not f.name.endswith(".log")]
     return [(f, name) for f, name in found if f.is_file()]
 
 

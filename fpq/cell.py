@@ -46,6 +46,17 @@ def bits_rank(w_bits: int, a_bits: int) -> tuple[int, int]:
     return (-w_bits, -a_bits)
 
 
+def setting_rank(setting: tuple) -> tuple:
+    """Paper order of a (dataset, arch, w_bits, a_bits) setting.
+
+    >>> sorted([("cifar10", "mobilenetv1", 2, 4), ("cifar10", "resnet18", 2, 2), ("cifar10", "resnet18", 4, 4)],
+    ...        key=setting_rank)[0]
+    ('cifar10', 'resnet18', 4, 4)
+    """
+    dataset, arch, w_bits, a_bits = setting
+    return (dataset, order_rank(ARCH_ORDER, arch), bits_rank(w_bits, a_bits))
+
+
 @dataclass(frozen=True)
 class Cell:
     dataset: str

@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass
 import pandas as pd
 
-from fpq.cell import ARCH_ORDER, bits_label, bits_rank, method_label, order_rank
+from fpq.cell import bits_label, method_label
 from fpq.methods import METHODS
-from fpq.results import Collected, Stat, compare, select, summarize
+from fpq.results import Collected, Stat, compare, select, settings, summarize, unique_cells
 
 P_OPTIMUM = (0.1, 0.5)
 ABLATION_ORDER = [("lsq+sfp", "lsq"), ("lsq+csd", "lsq"), ("lsq+csd", "lsq+sfp"), ("fpq", "lsq+sfp"),
@@ -36,16 +36,8 @@ def _stat(s: Stat) -> str:
     return f"{_num(s.mean)} ± {_num(s.std)} (n={s.n})"
 
 
-def _unique(collected: Collected) -> pd.DataFrame:
-    """Every cell of every grid once (a run answering two grids counts once per cell)."""
-    cols = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
-    return collected.entries.drop(columns="grid").drop_duplicates(subset=cols + ["run_id"])
-
-
 def _settings(frame: pd.DataFrame, method: str) -> list[tuple]:
-    sel = frame[frame.method == method]
-    keys = {(r.dataset, r.arch, int(r.w_bits), int(r.a_bits)) for r in sel.itertuples()}
-    return sorted(keys, key=lambda k: (k[0], order_rank(ARCH_ORDER, k[1]), bits_rank(k[2], k[3])))
+    return settings(frame[frame.method == method])
 
 
 def _cell_stat(frame, method: str, main_p: float, dataset, arch, w, a, column: str = "top1") -> Stat:
@@ -114,7 +106,7 @@ PAIR = ["Cell", "A", "B", "Gain of A", "p-value", "Verdict"]
 
 
 def claims(collected: Collected) -> list[Claim]:
-    frame, p = _unique(collected), collected.main_p
+    frame, p = unique_cells(collected), collected.main_p
 
     def pair(title: str, a: str, b: str, **kw) -> Claim:
         return Claim(title, PAIR, beats(frame, p, a, b, **kw))

@@ -15,9 +15,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fpq.cell import ARCH_ORDER, DATASET_LABELS, arch_label, bits_label, bits_rank, method_label, order_rank  # noqa: E402
+from fpq.cell import (ARCH_ORDER, DATASET_LABELS, arch_label, bits_label, bits_rank, method_label,  # noqa: E402
+                      order_rank, setting_rank)
 from fpq.io import atomic_write  # noqa: E402
-from fpq.results import Collected, select  # noqa: E402
+from fpq.results import Collected, select, unique_cells  # noqa: E402
 
 COLORS = {"lsq": "tab:blue", "fpq": "tab:red", "fp": "tab:gray"}
 FIG5_METHODS = ("lsq", "fpq")
@@ -35,7 +36,7 @@ def _save(fig, out: Path, name: str) -> list[Path]:
 
 
 def _unique_ok(collected: Collected) -> pd.DataFrame:
-    frame = collected.entries.drop_duplicates(subset=["run_id", "method", "p", "seed"])
+    frame = unique_cells(collected)
     return frame[frame.status == "ok"]
 
 
@@ -120,7 +121,7 @@ def fig1_bars(collected: Collected) -> dict[tuple, dict[str, tuple[float, float,
 
 def variance_figure(collected: Collected, out: Path) -> list[Path]:
     bars = fig1_bars(collected)
-    keys = sorted(bars, key=lambda k: (k[0], order_rank(ARCH_ORDER, k[1]), bits_rank(k[2], k[3])))
+    keys = sorted(bars, key=setting_rank)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(keys)), 3.5), constrained_layout=True)
     if not keys:
         ax.text(0.5, 0.5, "no output-variance results in the run index", ha="center", va="center")

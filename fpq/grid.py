@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
 
 from fpq.cell import Cell
-from fpq.config import ConfigError, RunConfig, load_config
+from fpq.config import ConfigError, HessianConfig, RunConfig, load_config
 from fpq.methods import METHODS
 from fpq.table_specs import GRID_TABLES
 
@@ -24,7 +24,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 SCHEMA = PROJECT / "workflow" / "schemas" / "config.schema.yaml"
 BITS = re.compile(r"^w([2-8])a([2-8])$")
 FOLDER_KEYS = ("results", "tables", "figures")
-TRAJECTORY_KEYS = ("every", "probes", "batches", "batch_size", "seed")  # hessian keys a QAT run uses
+TRAJECTORY_KEYS = tuple(f.name for f in fields(HessianConfig))  # the hessian keys a QAT run itself uses
 
 
 @dataclass(frozen=True)

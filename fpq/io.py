@@ -70,6 +70,16 @@ def ensure_writable(folder: str | Path) -> Path:
     return folder
 
 
+def failed_run(model_path: str | Path) -> dict | None:
+    """The metrics of the run beside `model_path` if that run ended as failed (and left no model):
+    what a measurement of it, or a QAT run taught by it, finds instead of weights."""
+    metrics = Path(model_path).parent / "metrics.json"
+    if Path(model_path).exists() or not metrics.exists():
+        return None
+    data = read_json(metrics)
+    return data if data.get("status") == "failed" else None
+
+
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 

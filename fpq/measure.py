@@ -12,16 +12,7 @@ import time
 from pathlib import Path
 
 from fpq.config import FinalHessianConfig, VarianceConfig
-from fpq.io import ensure_writable, read_json, write_json
-
-
-def failed_run(model_path: str | Path) -> dict | None:
-    """The metrics of the run beside `model_path` if that run ended as failed (and left no model)."""
-    metrics = Path(model_path).parent / "metrics.json"
-    if Path(model_path).exists() or not metrics.exists():
-        return None
-    data = read_json(metrics)
-    return data if data.get("status") == "failed" else None
+from fpq.io import ensure_writable, failed_run, write_json
 
 
 def _skip(out: str | Path, failed: dict, settings: dict) -> dict:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from fpq.cell import setting_rank
 from fpq.index import RunIndex
 
 CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
-SETTING = ["dataset", "arch", "w_bits", "a_bits", "method", "p"]  # a cell without its seed
-STATUSES = ("ok", "failed", "missing")
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,17 @@ def stat_of(values) -> Stat:
     (2.0, 1.0, 3)
     """
     return summarize(pd.DataFrame({"status": "ok", "top1": list(values)}))
+
+
+def unique_cells(collected: Collected) -> pd.DataFrame:
+    """Every cell of every grid once (a run answering two grids counts once per cell it answers)."""
+    return collected.entries.drop(columns="grid").drop_duplicates(subset=CELL + ["run_id"])
+
+
+def settings(frame: pd.DataFrame) -> list[tuple]:
+    """The (dataset, arch, w_bits, a_bits) settings of the rows, in the paper's order."""
+    keys = {(r.dataset, r.arch, int(r.w_bits), int(r.a_bits)) for r in frame.itertuples()}
+    return sorted(keys, key=setting_rank)
 
 
 def select(frame: pd.DataFrame, **key) -> pd.DataFrame:

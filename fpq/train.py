@@ -26,7 +26,7 @@ from fpq.cell import Cell
 from fpq.config import RunConfig, dict_differences, dump_config, resume_identity, to_dict
 from fpq.data import DeviceLoader, load_arrays
 from fpq.hessian import hutchinson_trace
-from fpq.io import ensure_writable, load_torch, read_json, save_torch, write_json, write_text
+from fpq.io import ensure_writable, failed_run, load_torch, save_torch, write_json, write_text
 from fpq.methods import METHODS
 from fpq.objective import Objective, autocast_bf16, compiled
 from fpq.perturb import attach_sfp
@@ -60,11 +60,9 @@ class RunState:
 
 def check_teacher(cfg: RunConfig) -> None:
     """A QAT run whose teacher's run ended as failed fails too, naming the teacher."""
-    metrics = Path(cfg.teacher).parent / METRICS
-    if not Path(cfg.teacher).exists() and metrics.exists():
-        status = read_json(metrics)
-        if status.get("status") == "failed":
-            raise TeacherFailed(f"teacher {status.get('run_id') or cfg.teacher} failed: {status.get('error')}")
+    status = failed_run(cfg.teacher)
+    if status is not None:
+        raise TeacherFailed(f"teacher {status.get('run_id') or cfg.teacher} failed: {status.get('error')}")
 
 
 def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
