@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from fpq.grid import prepare_workflow_config
+from fpq.plan.grid import prepare_workflow_config
 
 min_version("9.0")
 

@@ -5,8 +5,8 @@ methods with --methods, fpq path only) it times training steps of
   plain - a loop written here as a researcher would: unfused fake quant (an op chain per
           quantizer), fp32 eager, SFP gate drawn per layer, CSD by forward hooks, a host sync
           (`loss.item()`) per step;
-  fpq   - fpq's path: the student of fpq.train.prepare_student, the loss of
-          fpq.train.make_objective and the SGD step of fpq.train, with the runtime speed keys
+  fpq   - fpq's path: the student of fpq.run.train.prepare_student, the loss of
+          fpq.run.train.make_objective and the SGD step of fpq.run.train, with the runtime speed keys
           given (fused quantizers by default; `--fast` adds bf16 autocast, a bf16 teacher,
           channels_last, torch.compile of the whole loss (student, teacher, CSD) and fused SGD).
 Both see the same batch on the device. All paths of a method alternate round by round; the median round counts.
@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fpq.build import resolve_device
+from fpq.run.build import resolve_device
 from fpq.config import load_config
 from fpq.io import write_text
-from fpq.methods import METHODS
+from fpq.method.registry import METHODS
 from fpq.models import create_model
-from fpq.train import make_objective, make_optimizer, prepare_student, train_step
+from fpq.run.train import make_objective, make_optimizer, prepare_student, train_step
 
 EPOCH_IMAGES = 50_000
 PLAIN_METHODS = ("fp", "lsq", "fpq")

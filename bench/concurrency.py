@@ -25,7 +25,7 @@ import bench_step  # noqa: E402
 def _worker(model: str, method: str, batch: int, runtime: dict, seconds: float, warmup: int, barrier, results):
     import torch
 
-    from fpq.build import resolve_device
+    from fpq.run.build import resolve_device
 
     device = resolve_device("auto")
     gen = torch.Generator().manual_seed(0)

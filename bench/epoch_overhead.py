@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from fpq.config import load_config
-from fpq.train import run
+from fpq.run.train import run
 
 
 def main(argv=None) -> int:

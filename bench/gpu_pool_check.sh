@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU slot pool check (fpq/gpu_slots.py), for a GPU machine: two `fpq gpu-slot` holders start at
+# GPU slot pool check (fpq/plan/gpu_slots.py), for a GPU machine: two `fpq gpu-slot` holders start at
 # once; each then initializes CUDA on the device it was given and prints the PHYSICAL GPU behind it
 # (name, UUID, PCI bus) and, while it holds CUDA, the compute processes per GPU UUID.
 # Expect: FPQ_JOBS_PER_GPU=1 on one GPU -> the second holder waits ~5 s for the first;

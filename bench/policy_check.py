@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from fpq.config import load_config
-from fpq.results import compare, stat_of
-from fpq.train import run
+from fpq.report.results import compare, stat_of
+from fpq.run.train import run
 
 
 def main(argv=None) -> int:

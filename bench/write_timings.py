@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from fpq.budget import concurrency_from_bench, load_timings, timings_from_bench
+from fpq.plan.budget import concurrency_from_bench, load_timings, timings_from_bench
 from fpq.io import write_text
 
 REPO = Path(__file__).resolve().parent.parent

@@ -49,13 +49,13 @@ def _run_config(args):
 
 
 def cmd_train(args, stage: str | None) -> int:
-    from fpq.gpu_slots import acquire_gpu_slot
+    from fpq.plan.gpu_slots import acquire_gpu_slot
 
     cfg = _run_config(args)
     if stage == "pretrain" and cfg.is_qat or stage == "qat" and not cfg.is_qat:
         raise ConfigError(f"method: {cfg.method!r} is not a {stage} method")
-    acquire_gpu_slot()  # sets CUDA_VISIBLE_DEVICES: before torch (imported by fpq.train) touches CUDA
-    from fpq.train import RunFailure, record_failure, run
+    acquire_gpu_slot()  # sets CUDA_VISIBLE_DEVICES: before torch (imported by fpq.run.train) touches CUDA
+    from fpq.run.train import RunFailure, record_failure, run
 
     try:
         metrics = run(cfg, args.out)
@@ -74,11 +74,11 @@ def cmd_train(args, stage: str | None) -> int:
 
 
 def cmd_hessian(args) -> int:
-    from fpq.gpu_slots import acquire_gpu_slot
+    from fpq.plan.gpu_slots import acquire_gpu_slot
 
     settings = FinalHessianConfig(args.probes, args.batches, args.batch_size, args.seed, args.eigen_iters)
     acquire_gpu_slot()
-    from fpq.measure import measure_hessian
+    from fpq.run.measure import measure_hessian
 
     r = measure_hessian(args.model, args.out, settings, args.device)
     print(f"{r['run_id']}: " + (f"Hessian trace {r['trace']['mean']:.4g} +- {r['trace']['stderr']:.2g}"
@@ -87,11 +87,11 @@ def cmd_hessian(args) -> int:
 
 
 def cmd_variance(args) -> int:
-    from fpq.gpu_slots import acquire_gpu_slot
+    from fpq.plan.gpu_slots import acquire_gpu_slot
 
     settings = VarianceConfig(args.sigma, args.images, args.samples, args.seed)
     acquire_gpu_slot()
-    from fpq.measure import measure_variance
+    from fpq.run.measure import measure_variance
 
     r = measure_variance(args.model, args.out, settings, args.device)
     print(f"{r['run_id']}: " + (f"output variance {r['logit_variance']:.4g} (logits)" if r["status"] == "ok"
@@ -102,7 +102,7 @@ def cmd_variance(args) -> int:
 def _workflow_config(args) -> dict:
     """A workflow config from --config-json (the workflow, run in the project) or --configfile
     (found from anywhere); relative folders in it are relative to the project, where Snakemake runs."""
-    from fpq.grid import FOLDER_KEYS, load_workflow_config, prepare_workflow_config
+    from fpq.plan.grid import FOLDER_KEYS, load_workflow_config, prepare_workflow_config
 
     if getattr(args, "config_json", None):
         return prepare_workflow_config(json.loads(args.config_json))
@@ -114,8 +114,8 @@ def _workflow_config(args) -> dict:
 
 def _index(args):
     """The run index: read from --index, else built from the workflow config."""
-    from fpq.grid import expand
-    from fpq.index import RunIndex, read_index
+    from fpq.plan.grid import expand
+    from fpq.plan.index import RunIndex, read_index
 
     if getattr(args, "index", None):
         return read_index(args.index), None
@@ -141,7 +141,7 @@ def _folders(args, key: str):
 
 
 def cmd_tables(args) -> int:
-    from fpq.tables import build_tables
+    from fpq.report.tables import build_tables
 
     index, config, results, out = _folders(args, "tables")
     reference = project_file(args.reference or (config["reference"] if config else "config/reference_tables.csv"),
@@ -151,8 +151,8 @@ def cmd_tables(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from fpq.figures import build_figures
-    from fpq.results import collect
+    from fpq.report.figures import build_figures
+    from fpq.report.results import collect
 
     index, _, results, out = _folders(args, "figures")
     print("\n".join(str(p) for p in build_figures(collect(results, index), out)))
@@ -160,7 +160,7 @@ def cmd_figures(args) -> int:
 
 
 def cmd_budget(args) -> int:
-    from fpq.budget import budget_report
+    from fpq.plan.budget import budget_report
 
     timings = project_file(args.timings, "timings file")
     print(budget_report(_workflow_config(args), timings, args.gpus))
@@ -168,7 +168,7 @@ def cmd_budget(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from fpq.grid import expand
+    from fpq.plan.grid import expand
 
     for rid in expand(_workflow_config(args)).runs:
         print(rid)
@@ -176,7 +176,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    from fpq.archive import pack
+    from fpq.plan.archive import pack
 
     config = _workflow_config(args)
     info = json.loads(args.info) if args.info else {}
@@ -186,7 +186,7 @@ def cmd_pack(args) -> int:
 
 
 def cmd_unpack(args) -> int:
-    from fpq.archive import unpack
+    from fpq.plan.archive import unpack
 
     files = unpack(args.archive, args.into)
     print(f"{args.into}: {len(files)} files")
@@ -194,7 +194,7 @@ def cmd_unpack(args) -> int:
 
 
 def cmd_fetch_data(args) -> int:
-    from fpq.data import fetch_torchvision, read_npz
+    from fpq.run.data import fetch_torchvision, read_npz
 
     path = fetch_torchvision(args.dataset, args.root)
     data = read_npz(path, args.dataset)
@@ -203,7 +203,7 @@ def cmd_fetch_data(args) -> int:
 
 
 def cmd_gpu_slot(args) -> int:
-    from fpq.gpu_slots import acquire_gpu_slot
+    from fpq.plan.gpu_slots import acquire_gpu_slot
 
     print(acquire_gpu_slot() or "cpu", flush=True)
     time.sleep(args.hold)

@@ -17,9 +17,9 @@ from typing import Any, get_type_hints
 import yaml
 
 from fpq.errors import ConfigError
+from fpq.quant import FP_BITS  # torch-free; a run config speaks in bits
 
 DATASETS = {"cifar10": 10, "cifar100": 100}
-FP_BITS = 32
 
 
 def _require(ok: bool, key: str, message: str) -> None:
@@ -219,7 +219,7 @@ class RunConfig:
     hessian: HessianConfig = field(default_factory=HessianConfig)
 
     def __post_init__(self) -> None:
-        from fpq.methods import METHODS
+        from fpq.method.registry import METHODS
         from fpq.models import MODELS
 
         _choice(self.arch, "arch", MODELS)
@@ -237,7 +237,7 @@ class RunConfig:
 
     @property
     def is_qat(self) -> bool:
-        from fpq.methods import METHODS
+        from fpq.method.registry import METHODS
 
         return METHODS[self.method].quantizer is not None
 
@@ -295,7 +295,7 @@ def effective_dict(cfg: RunConfig) -> dict:
     runs only. Thread count and progress output are not part of it. Loading it back gives the
     same RunConfig up to defaults in the dropped keys.
     """
-    from fpq.methods import METHODS
+    from fpq.method.registry import METHODS
 
     data = to_dict(cfg)
     spec = METHODS[cfg.method]

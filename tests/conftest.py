@@ -59,7 +59,7 @@ def qat_config(npz: Path, teacher: Path, method: str = "lsq", bits=(4, 4), epoch
 def trained_teacher(tmp_path_factory, mini_npz) -> Path:
     """ResNet-20 trained 8 epochs on 2,500 real mini-CIFAR-10 images (about a minute on 2 cores)."""
     from fpq.config import load_config
-    from fpq.train import run
+    from fpq.run.train import run
 
     out = tmp_path_factory.mktemp("teacher")
     run(load_config(teacher_config(mini_npz, epochs=8, train=2500, test=1000)), out)
@@ -70,7 +70,7 @@ def trained_teacher(tmp_path_factory, mini_npz) -> Path:
 def quick_teacher(tmp_path_factory, mini_npz) -> Path:
     """One epoch on 500 images: a valid teacher file for plumbing tests."""
     from fpq.config import load_config
-    from fpq.train import run
+    from fpq.run.train import run
 
     out = tmp_path_factory.mktemp("quick_teacher")
     run(load_config(teacher_config(mini_npz, epochs=1)), out)
@@ -79,7 +79,7 @@ def quick_teacher(tmp_path_factory, mini_npz) -> Path:
 
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
-    """`fpq.train.run` sets the process's thread count (runtime.threads): no test leaks it to the next."""
+    """`fpq.run.train.run` sets the process's thread count (runtime.threads): no test leaks it to the next."""
     import torch
 
     threads = torch.get_num_threads()

@@ -5,9 +5,9 @@ import copy
 from pathlib import Path
 from typing import Callable
 
-from fpq.cell import Cell
-from fpq.grid import expand, prepare_workflow_config
-from fpq.index import RunIndex
+from fpq.run.cell import Cell
+from fpq.plan.grid import expand, prepare_workflow_config
+from fpq.plan.index import RunIndex
 from fpq.io import write_json
 
 BASE = {"name": "synthetic", "seeds": [0, 1, 2], "data": {"cifar10": {"source": "npz", "path": "x.npz"},

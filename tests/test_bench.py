@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fpq.models import create_model
-from fpq.perturb import attach_sfp
+from fpq.method.perturb import attach_sfp
 from fpq.quant import prepare_qat
 
 REPO = Path(__file__).resolve().parent.parent

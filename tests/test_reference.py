@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fpq.archive import unpack
-from fpq.index import read_index
-from fpq.tables import build_tables
+from fpq.plan.archive import unpack
+from fpq.plan.index import read_index
+from fpq.report.tables import build_tables
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = REPO / "config" / "reference_tables.csv"

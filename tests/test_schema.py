@@ -7,7 +7,7 @@ import yaml
 
 from fpq.config import (COMPILE_MODES, DATASETS, QAT_LR, TEACHER_LR, CudaOverrides, DataConfig, FinalHessianConfig,
                         HessianConfig, OptimConfig, QuantConfig, RuntimeConfig, VarianceConfig, load_config)
-from fpq.methods import METHODS
+from fpq.method.registry import METHODS
 from fpq.models import MODELS
 
 REPO = Path(__file__).resolve().parent.parent

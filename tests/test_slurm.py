@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fpq.budget import load_timings, run_seconds
-from fpq.grid import expand, load_workflow_config
+from fpq.plan.budget import load_timings, run_seconds
+from fpq.plan.grid import expand, load_workflow_config
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())

@@ -84,7 +84,7 @@ rule probe:
 @pytest.mark.parametrize("gpus, per_gpu, expected", [(2, 1, {"0", "1"}), (1, 2, {"0"})])
 def test_jobs_at_once_under_gpu_2_spread_over_the_slot_pool(tmp_path, gpus, per_gpu, expected):
     """Two GPUs: one job each. One GPU with two jobs per GPU: both share it (and both run)."""
-    from tests.test_gpu_slots import fake_gpu_box
+    from tests.plan.test_gpu_slots import fake_gpu_box
 
     (tmp_path / "Snakefile").write_text(GPU_SNAKEFILE)
     env = {**fake_gpu_box(tmp_path, gpus), "FPQ_JOBS_PER_GPU": str(per_gpu)}

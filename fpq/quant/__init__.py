@@ -1,9 +1,30 @@
-"""Fake quantization: named parts (ste), the formula (functional), quantizers, layers, prepare_qat."""
-from fpq.quant.layers import QUANT_LAYERS, QuantConv2d, QuantLinear
-from fpq.quant.prepare import Replacement, calibrate, prepare_qat
-from fpq.quant.quantizers import (QUANTIZERS, LsqPlusQuantizer, LsqQuantizer, MinMaxWeightQuantizer,
-                                  PactQuantizer, Quantizer, quantizer_parameters)
+"""Fake quantization (layer `quant`): named parts (ste), the formulas (functional), the quantizers
+and their registry `QUANTIZERS` (LSQ, LSQ+, PACT), the quantized layers, and `prepare_qat`.
 
-__all__ = ["QUANTIZERS", "QUANT_LAYERS", "LsqPlusQuantizer", "LsqQuantizer", "MinMaxWeightQuantizer",
-           "PactQuantizer", "QuantConv2d", "QuantLinear", "Quantizer", "Replacement", "calibrate",
-           "prepare_qat", "quantizer_parameters"]
+Owns every quantizer formula of the specification. It may import `fpq.models` (the conv-tap
+API) and `fpq.errors`/`fpq.io`, nothing above. Takes plain arguments (bits, a quantizer name),
+never a run config. This `__init__` is torch-free (`FP_BITS`, and everything else on first use),
+so `fpq.config` can read it while validating a config without importing torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+FP_BITS = 32  # a bit width of 32 means "leave this layer in float"
+
+_LAZY = {
+    "QUANT_LAYERS": "layers", "QuantConv2d": "layers", "QuantLinear": "layers",
+    "Replacement": "prepare", "calibrate": "prepare", "prepare_qat": "prepare",
+    "QUANTIZERS": "quantizers", "LsqPlusQuantizer": "quantizers", "LsqQuantizer": "quantizers",
+    "MinMaxWeightQuantizer": "quantizers", "PactQuantizer": "quantizers", "Quantizer": "quantizers",
+    "quantizer_parameters": "quantizers",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"fpq.quant.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'fpq.quant' has no attribute {name!r}")
+
+
+__all__ = ["FP_BITS", *_LAZY]

@@ -1,7 +1,7 @@
 """Quantized conv/linear: activation quantizer on the input, weight quantizer on the weight.
 
 Both subclass their float layer, so `CifarModel.conv_layers()` still lists them in order.
-`perturb` (SFP, fpq/perturb.py) is a slot on the conv: empty for every method but SFP's.
+`perturb` (SFP, fpq/method/perturb.py) is a slot on the conv: empty for every method but SFP's.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fpq.config import FP_BITS
+from fpq.quant import FP_BITS
 from fpq.quant.layers import QUANT_LAYERS, QuantConv2d, QuantLinear
 from fpq.quant.quantizers import QUANTIZERS, Quantizer
 

@@ -1,12 +1,12 @@
-# The plan of this config (fpq.grid.expand: runs, grids, measurements), computed once.
+# The plan of this config (fpq.plan.grid.expand: runs, grids, measurements), computed once.
 import json
 import os
 import re
 
-from fpq.budget import load_timings, run_seconds
+from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json
-from fpq.data import cache_path
-from fpq.grid import expand as expand_plan
+from fpq.run.data import cache_path
+from fpq.plan.grid import expand as expand_plan
 
 PLAN = expand_plan(config)
 RUNS = PLAN.runs

@@ -1,6 +1,6 @@
 # Stage 4: the run index, the paper's Tables 1-5, the claims summary and the figures.
 # Tables and figures read only the runs of the index (<results>/index.json), never the folder.
-from fpq.table_specs import TABLES as TABLE_SPECS
+from fpq.plan.table_specs import TABLES as TABLE_SPECS
 
 TABLES = config["tables"]
 FIGURES = config["figures"]

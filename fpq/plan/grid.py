@@ -1,0 +1,194 @@
+"""Expand a workflow config (config/*.yaml) into its plan: the runs, and the cells each grid asks for.
+
+Shared by the Snakefile (to build the DAG), `fpq index`, `fpq budget`, `fpq runs` and the tests.
+Every run is named by its `Cell` (fpq/run/cell.py); a cell that is the same run as another (FPQ at
+p = 0 is LSQ+CSD) is answered by that run, so it is trained once and shown in both tables. One
+teacher per (dataset, arch, seed) serves every QAT cell that needs it (or one per (dataset, arch)
+with `teacher_seed`).
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from fpq.run.cell import Cell
+from fpq.config import ConfigError, HessianConfig, RunConfig, load_config
+from fpq.method.registry import METHODS
+from fpq.plan.table_specs import GRID_TABLES
+
+PROJECT = Path(__file__).resolve().parents[2]
+SCHEMA = PROJECT / "workflow" / "schemas" / "config.schema.yaml"
+BITS = re.compile(r"^w([2-8])a([2-8])$")
+FOLDER_KEYS = ("results", "tables", "figures")
+TRAJECTORY_KEYS = tuple(f.name for f in fields(HessianConfig))  # the hessian keys a QAT run itself uses
+
+
+@dataclass(frozen=True)
+class Run:
+    cell: Cell
+    config: RunConfig
+    teacher_id: str | None  # None for the teachers themselves
+
+    @property
+    def run_id(self) -> str:
+        return self.cell.run_id
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a workflow config asks for, computed once."""
+
+    name: str
+    main_p: float  # the SFP p of the main tables and of Fig. 5's FPQ series
+    runs: dict[str, Run]  # by run id, teachers first
+    grids: dict[str, list[tuple[Cell, str]]]  # grid -> (cell as the grid asks for it, run id answering it)
+    hessian_ids: list[str]  # runs that get the final Hessian measurement
+    variance_ids: list[str]  # runs that get the Fig. 1 output-variance probe
+
+    def ids(self, stage: str) -> list[str]:
+        """Run ids of one stage: 'teacher' or 'qat'."""
+        return [rid for rid, run in self.runs.items() if (run.teacher_id is None) == (stage == "teacher")]
+
+
+def parse_bits(text: str) -> tuple[int, int]:
+    match = BITS.match(text)
+    if not match:
+        raise ConfigError(f"bits: {text!r} is not of the form wXaY with X, Y in 2..8")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def run_config(config: dict, cell: Cell, teacher_id: str | None) -> RunConfig:
+    """The RunConfig of one cell under a workflow config (validated here, before any job)."""
+    if cell.dataset not in config["data"]:
+        raise ConfigError(f"data.{cell.dataset}: no data source configured for dataset {cell.dataset!r}")
+    runtime = _merge(config["runtime"], config["arch_runtime"].get(cell.arch, {}))
+    data = {"arch": cell.arch, "method": cell.method, "seed": cell.seed, "run_id": cell.run_id,
+            "data": {"dataset": cell.dataset, **config["data"][cell.dataset]}, "runtime": runtime}
+    if teacher_id is None:
+        return load_config({**data, "optim": config["teacher"]})
+    hessian = {k: v for k, v in config["hessian"].items() if k in TRAJECTORY_KEYS}
+    if cell.method not in config["hessian"]["methods"]:
+        hessian["every"] = 0  # Fig. 5 shows the trajectory of hessian.methods only; the rest skip its cost
+    quant = {**config["quant"], "w_bits": cell.w_bits, "a_bits": cell.a_bits}
+    if cell.p is not None:
+        quant["sfp_p"] = cell.p
+    return load_config({**data, "optim": config["qat"], "hessian": hessian, "quant": quant,
+                        "teacher": f"{config['results']}/runs/{teacher_id}/model.pt"})
+
+
+def _grid_cells(name: str, grid: dict, seeds: list[int], main_p: float):
+    for method in grid["methods"]:
+        if method not in METHODS or METHODS[method].quantizer is None:
+            raise ConfigError(f"grids.{name}.methods: {method!r} is not a QAT method "
+                              f"({sorted(m for m in METHODS if METHODS[m].quantizer)})")
+    for dataset in grid["datasets"]:
+        for arch in grid["archs"]:
+            for seed in seeds:
+                for bits in grid["bits"]:
+                    w_bits, a_bits = parse_bits(bits)
+                    for method in grid["methods"]:
+                        for p in (grid["sfp_p"] or [main_p]) if METHODS[method].sfp else [None]:
+                            yield Cell(dataset, arch, method, w_bits, a_bits, p, seed)
+
+
+def _check_methods(config: dict, section: str) -> list[str]:
+    methods = config[section]["methods"]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"{section}.methods: {unknown} not among {sorted(METHODS)}")
+    return methods
+
+
+def expand(config: dict) -> Plan:
+    """The plan of a validated workflow config (see load_workflow_config)."""
+    main_p = float(config["quant"]["sfp_p"])
+    unknown = sorted(set(config["grids"]) - set(GRID_TABLES))
+    if unknown:
+        raise ConfigError(f"grids: {unknown} feed no table (known grids: {sorted(GRID_TABLES)})")
+    teachers: dict[str, Run] = {}
+    qat: dict[str, Run] = {}
+    grids: dict[str, list[tuple[Cell, str]]] = {}
+    for name, grid in config["grids"].items():
+        entries = []
+        for cell in _grid_cells(name, grid, config["seeds"], main_p):
+            teacher_cell = cell.teacher(config["teacher_seed"])
+            tid = teacher_cell.run_id
+            if tid not in teachers:
+                teachers[tid] = Run(teacher_cell, run_config(config, teacher_cell, None), None)
+            entries.append((teacher_cell, tid))
+            run_cell = cell.canonical()
+            if run_cell.run_id not in qat:
+                qat[run_cell.run_id] = Run(run_cell, run_config(config, run_cell, tid), tid)
+            entries.append((cell, run_cell.run_id))
+        grids[name] = sorted(dict.fromkeys(entries), key=lambda e: e[0].sort_key())
+    runs = {**teachers, **qat}
+
+    def measured(section: str) -> list[str]:
+        methods = _check_methods(config, section)
+        return [rid for rid, run in runs.items() if run.cell.method in methods
+                and (run.cell.p is None or run.cell.p == main_p)]
+
+    return Plan(config["name"], main_p, runs, grids, measured("hessian"), measured("variance"))
+
+
+def load_workflow_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a workflow config, validate it against the workflow's JSON schema (defaults filled),
+    name it after its file unless it names itself, and resolve its folders."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"workflow config {path} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"workflow config {path} is not valid YAML: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"workflow config {path} does not hold a mapping")
+    config.update(overrides or {})
+    config.setdefault("name", path.stem)
+    return prepare_workflow_config(config)
+
+
+def prepare_workflow_config(config: dict) -> dict:
+    """Validate in place (defaults filled; ConfigError naming the first bad key) and resolve the
+    `{name}` in the folders. The Snakefile and load_workflow_config both end here."""
+    validate_workflow_config(config)
+    for key in FOLDER_KEYS:
+        config[key] = config[key].format(name=config["name"])
+    return config
+
+
+def validate_workflow_config(config: dict) -> None:
+    """Fill schema defaults (through $refs too) and raise ConfigError naming the first bad key."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    errors = sorted(_defaulting_validator()(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{key}: {err.message}")
+
+
+def _defaulting_validator():
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})

@@ -1,0 +1,42 @@
+"""The paper's tables as data: which grid feeds each, which methods are its rows, what it is compared to.
+
+Adding a table is one grid in a config and one `TableSpec` here; `fpq/report/tables.py` renders every
+spec the same way (Markdown and LaTeX). Torch- and pandas-free: the grid expansion reads the
+grid names from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str  # output file stem, tables/<name>.md|tex
+    title: str  # without "Table N:" (LaTeX numbers its tables itself)
+    paper_table: str  # the `table` column of config/reference_tables.csv
+    grid: str  # the workflow grid that feeds it
+    methods: tuple[str, ...]  # row order; methods outside the grid are not shown
+    fp_row: bool = False  # the FP teacher as the first row of each arch
+    dataset: str | None = None  # only this dataset's cells (Tables 4, 5)
+    by_p: bool = False  # one row per SFP p (Table 3) instead of the main p only
+
+    def paper_method(self, method: str, p: float | None) -> str:
+        """The method's name in reference_tables.csv: 'fpq', or 'fpq(p=0.3)' in the p sweep."""
+        return f"{method}(p={p:g})" if self.by_p and p is not None else method
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("table1_sam", "LSQ+SAM vs FPQ, top-1 (%)", "table1", "sam", ("lsq+sam", "fpq"), fp_row=True),
+    TableSpec("table2_ablation", "Ablation of SFP and CSD, top-1 (%)", "table2", "ablation",
+              ("lsq", "lsq+sfp", "lsq+csd", "fpq")),
+    TableSpec("table3_psweep", "FPQ's perturbation probability p (CSD on), top-1 (%)", "table3", "psweep",
+              ("fpq",), by_p=True),
+    TableSpec("table4_cifar10", "CIFAR-10 top-1 (%)", "table4", "main", ("pact", "lsq", "lsq+", "kd", "fpq"),
+              fp_row=True, dataset="cifar10"),
+    TableSpec("table5_cifar100", "CIFAR-100 top-1 (%)", "table5", "main", ("pact", "lsq", "lsq+", "kd", "fpq"),
+              fp_row=True, dataset="cifar100"),
+)
+
+GRID_TABLES: dict[str, list[TableSpec]] = {}
+for _spec in TABLES:
+    GRID_TABLES.setdefault(_spec.grid, []).append(_spec)

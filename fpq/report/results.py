@@ -1,0 +1,152 @@
+"""Read the runs a run index lists into tables of rows, and summarize cells over seeds.
+
+Only the index's runs are read, each from its own folder: `metrics.json` (status ok, or failed
+for a run that diverged or whose teacher failed), `failed.json` (a run that crashed),
+`hessian.json`, `variance.json`. Unreadable files are reported, never guessed at. Every row's
+cell comes from the index, never from a folder name.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fpq.run.cell import setting_rank
+from fpq.plan.index import RunIndex
+
+CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
+
+
+@dataclass(frozen=True)
+class Collected:
+    runs: pd.DataFrame  # one row per run of the index: cell, status, metrics
+    entries: pd.DataFrame  # one row per grid entry: the grid, the cell as asked, its run's status and metrics
+    unreadable: list[str]  # files that exist but could not be parsed
+    main_p: float
+
+
+def _read(path: Path, unreadable: list[str]) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        unreadable.append(str(path))
+        return None
+
+
+def _measurement(data: dict | None, key: str) -> float:
+    if not data or data.get("status", "ok") != "ok":
+        return math.nan
+    value = data
+    for part in key.split("."):
+        value = value[part]
+    return float(value)
+
+
+def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dict:
+    folder = results / "runs" / rid
+    row = {"run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "error": ""}
+    metrics = _read(folder / "metrics.json", unreadable)
+    failed = _read(folder / "failed.json", unreadable)
+    if metrics is not None and metrics.get("status", "ok") == "ok":
+        row.update(status="ok", top1=float(metrics[metric]["top1"]), trajectory=metrics.get("hessian_trajectory", []))
+    elif metrics is not None or failed is not None:
+        row.update(status="failed", error=(metrics or failed).get("error", "unknown error"))
+    row["hessian_trace"] = _measurement(_read(folder / "hessian.json", unreadable), "trace.mean")
+    row["output_variance"] = _measurement(_read(folder / "variance.json", unreadable), "logit_variance")
+    return row
+
+
+def collect(results: str | Path, index: RunIndex, metric: str = "final") -> Collected:
+    results, unreadable = Path(results), []
+    runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, **_run_row(results, rid, metric, unreadable)}
+                         for rid, r in index.runs.items()], columns=CELL + ["stage", "run_id", "status", "top1",
+                                                                            "trajectory", "error", "hessian_trace",
+                                                                            "output_variance"])
+    measured = runs.drop(columns=CELL + ["stage"]).set_index("run_id")
+    entries = pd.DataFrame([{"grid": e.grid, **e.cell.as_dict(), "run_id": e.run_id} for e in index.entries],
+                           columns=["grid"] + CELL + ["run_id"])
+    entries = entries.join(measured, on="run_id")
+    for frame in (runs, entries):  # None (no SFP) becomes NaN: p compares as a number everywhere
+        frame["p"] = frame["p"].astype(float)
+    return Collected(runs, entries, unreadable, index.main_p)
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float
+    std: float
+    n: int
+    failed: int = 0
+    missing: int = 0
+
+    @property
+    def se(self) -> float:
+        return self.std / math.sqrt(self.n) if self.n >= 2 else math.nan
+
+
+def summarize(rows: pd.DataFrame, column: str = "top1") -> Stat:
+    """Mean and std over the ok rows' values; counts of failed and missing runs beside them."""
+    vals = rows.loc[rows.status == "ok", column].dropna()
+    n = len(vals)
+    std = float(vals.std(ddof=1)) if n >= 2 else math.nan
+    return Stat(float(vals.mean()) if n else math.nan, std, n, int((rows.status == "failed").sum()),
+                int((rows.status == "missing").sum()))
+
+
+def stat_of(values) -> Stat:
+    """Mean and std (ddof=1) of plain numbers, e.g. the accuracies of a benchmark's seeds.
+
+    >>> s = stat_of([1.0, 2.0, 3.0]); (s.mean, s.std, s.n)
+    (2.0, 1.0, 3)
+    """
+    return summarize(pd.DataFrame({"status": "ok", "top1": list(values)}))
+
+
+def unique_cells(collected: Collected) -> pd.DataFrame:
+    """Every cell of every grid once (a run answering two grids counts once per cell it answers)."""
+    return collected.entries.drop(columns="grid").drop_duplicates(subset=CELL + ["run_id"])
+
+
+def settings(frame: pd.DataFrame) -> list[tuple]:
+    """The (dataset, arch, w_bits, a_bits) settings of the rows, in the paper's order."""
+    keys = {(r.dataset, r.arch, int(r.w_bits), int(r.a_bits)) for r in frame.itertuples()}
+    return sorted(keys, key=setting_rank)
+
+
+def select(frame: pd.DataFrame, **key) -> pd.DataFrame:
+    """Rows matching every key; `p=None` matches a method without SFP."""
+    sel = frame
+    for k, v in key.items():
+        if k == "p":
+            sel = sel[sel.p.isna()] if v is None else sel[(sel.p - v).abs() < 1e-9]
+        else:
+            sel = sel[sel[k] == v]
+    return sel
+
+
+def compare(a: Stat, b: Stat, higher_is_better: bool = True, alpha: float = 0.05) -> tuple[str, float, float]:
+    """Verdict on 'a beats b' by Welch's two-sided t-test over seeds at level `alpha`.
+
+    Returns (verdict, difference in the better direction, p-value). Seeds are few, so the test
+    uses the t distribution with Welch-Satterthwaite degrees of freedom, not a normal cut.
+    """
+    from scipy import stats
+
+    diff = a.mean - b.mean if higher_is_better else b.mean - a.mean
+    if a.n < 2 or b.n < 2:
+        return "undetermined (fewer than 2 seeds)", diff, math.nan
+    va, vb = a.std ** 2 / a.n, b.std ** 2 / b.n
+    if va + vb == 0:
+        verdict = "holds" if diff > 0 else "does not hold" if diff < 0 else "within seed noise"
+        return verdict, diff, 0.0 if diff else 1.0
+    t = diff / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+    p_value = float(2 * stats.t.sf(abs(t), dof))
+    if p_value >= alpha:
+        return "within seed noise", diff, p_value
+    return ("holds" if diff > 0 else "does not hold"), diff, p_value

@@ -1,0 +1,164 @@
+"""The paper's Tables 1-5 regenerated from the runs of a run index, next to the paper's numbers.
+
+One builder for every `TableSpec` (fpq/plan/table_specs.py): rows in the paper's order of archs, bit
+settings and methods; our mean ± std over seeds (n), the paper's number, ours minus the paper's;
+failed runs counted in their cell, expected runs without a result listed under the table, the
+paper's own oddities (reference_tables.csv `note`) as footnotes. Markdown and LaTeX (booktabs).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
+from fpq.report.claims import claims_markdown
+from fpq.plan.index import RunIndex
+from fpq.io import write_text
+from fpq.method.registry import METHODS
+from fpq.report.results import Collected, Stat, collect, select, settings, summarize
+from fpq.plan.table_specs import TABLES, TableSpec
+
+OURS, DELTA = "Ours (mean ± std)", "Δ (ours − paper)"
+
+
+@dataclass(frozen=True)
+class Row:
+    labels: dict  # leading columns: Dataset, Arch, Bits, Method (or p)
+    stat: Stat
+    paper: float
+    note: str  # the paper's note on its number, if any
+
+
+@dataclass(frozen=True)
+class Table:
+    spec: TableSpec
+    rows: list[Row]
+    missing: list[str]  # run ids of this table's rows without a result
+
+
+def load_reference(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path).fillna({"note": ""})
+
+
+def _paper(ref: pd.DataFrame, spec: TableSpec, dataset, arch, method: str, w: int, a: int) -> tuple[float, str]:
+    hit = ref[(ref.table == spec.paper_table) & (ref.dataset == dataset) & (ref.arch == arch)
+              & (ref.method == method) & (ref.w_bits == w) & (ref.a_bits == a)]
+    return (float(hit.top1.iloc[0]), str(hit.note.iloc[0])) if len(hit) else (math.nan, "")
+
+
+def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_p: float) -> Table:
+    mine = entries[entries.grid == spec.grid]
+    if spec.dataset:
+        mine = mine[mine.dataset == spec.dataset]
+    shown_dataset = spec.dataset is None
+    rows, used, fp_done = [], [], set()
+    for dataset, arch, w, a in settings(mine[mine.method != "fp"]):
+        lead = {"Dataset": DATASET_LABELS.get(dataset, dataset)} if shown_dataset else {}
+        lead["Arch"] = arch_label(arch)
+        if spec.fp_row and (dataset, arch) not in fp_done:
+            fp_done.add((dataset, arch))
+            sel = select(mine, dataset=dataset, arch=arch, method="fp")
+            used.append(sel)
+            rows.append(Row({**lead, "Bits": "FP", "Method": "FP"}, summarize(sel),
+                            *_paper(ref, spec, dataset, arch, "fp", 32, 32)))
+        setting = select(mine, dataset=dataset, arch=arch, w_bits=w, a_bits=a)
+        for method in (m for m in spec.methods if m in set(setting.method)):
+            ps = sorted(setting[setting.method == method].p.dropna().unique()) if spec.by_p else (
+                [main_p] if METHODS[method].sfp else [None])
+            for p in ps:
+                sel = select(setting, method=method, p=p)
+                used.append(sel)
+                label = {"p": f"{p:g}"} if spec.by_p else {"Method": method_label(method)}
+                rows.append(Row({**lead, "Bits": bits_label(w, a), **label}, summarize(sel),
+                                *_paper(ref, spec, dataset, arch, spec.paper_method(method, p), w, a)))
+    picked = pd.concat(used) if used else mine.iloc[:0]
+    missing = list(dict.fromkeys(picked.loc[picked.status == "missing", "run_id"]))
+    return Table(spec, rows, missing)
+
+
+def fmt_stat(s: Stat, pm: str = "±") -> str:
+    if s.n == 0:
+        return f"failed ({s.failed})" if s.failed else "missing"
+    text = f"{s.mean:.2f} {pm} {s.std:.2f}" if s.n >= 2 else f"{s.mean:.2f}"
+    return text + (f" [{s.failed} failed]" if s.failed else "")
+
+
+def _notes(table: Table) -> dict[str, str]:
+    """Footnote marker per distinct paper note: a, b, c ..."""
+    notes = list(dict.fromkeys(r.note for r in table.rows if r.note))
+    return {note: chr(ord("a") + i) for i, note in enumerate(notes)}
+
+
+def _records(table: Table, mark) -> list[dict]:
+    marks = _notes(table)
+    out = []
+    for row in table.rows:
+        diff = row.stat.mean - row.paper if row.stat.n and not math.isnan(row.paper) else math.nan
+        paper = "—" if math.isnan(row.paper) else f"{row.paper:.2f}" + (mark(marks[row.note]) if row.note else "")
+        out.append({**row.labels, OURS: fmt_stat(row.stat), "n": str(row.stat.n), "Paper": paper,
+                    DELTA: "—" if math.isnan(diff) else f"{diff:+.2f}"})
+    return out
+
+
+def to_markdown(table: Table, metric: str, title: str) -> str:
+    lines = [f"# {title}", "",
+             f"Ours: {metric}-epoch test top-1, mean ± std over seeds (n seeds with a result). Paper: its "
+             "single runs (config/reference_tables.csv); — where the paper has no such cell.", ""]
+    records = _records(table, lambda m: f" ({m})")
+    if records:
+        frame = pd.DataFrame(records)
+        align = ["left"] * (frame.shape[1] - 4) + ["right"] * 4
+        lines.append(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
+    else:
+        lines.append("No runs for this table in the run index.")
+    lines += [""] + [f"({m}) Paper: {note}." for note, m in _notes(table).items()]
+    if table.missing:
+        lines += ["", f"Missing runs ({len(table.missing)}), expected but without a result:", ""]
+        lines += [f"- {rid}" for rid in table.missing]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("—", "--"), ("Δ", r"$\Delta$"), ("−", "$-$")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: Table, metric: str) -> str:
+    spec = table.spec
+    head = [f"% {spec.name}: generated by `fpq tables` from the run index; needs \\usepackage{{booktabs}}."]
+    records = _records(table, lambda m: f"\\textsuperscript{{{m}}}")
+    if not records:
+        return "\n".join(head + [f"% {spec.title}: no runs in the run index."]) + "\n"
+    columns = list(records[0])
+    caption = _tex(f"{spec.title}; ours: {metric}-epoch top-1, mean ± std over n seeds")
+    lines = head + [r"\begin{table}[t]", r"\centering", f"\\caption{{{caption}}}", f"\\label{{tab:{spec.name}}}",
+                    f"\\begin{{tabular}}{{{'l' * (len(columns) - 4)}rrrr}}", r"\toprule",
+                    " & ".join(_tex(c) for c in columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex(str(r[c])) for c in columns) + r" \\" for r in records]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = [f"\\textsuperscript{{{m}}}~{_tex(note)}." for note, m in _notes(table).items()]
+    if notes:
+        lines += [r"\par\smallskip\footnotesize Paper: " + " ".join(notes)]
+    return "\n".join(lines + [r"\end{table}"]) + "\n"
+
+
+def table_number(spec: TableSpec) -> str:
+    return spec.paper_table.replace("table", "Table ")
+
+
+def build_tables(results: Path, index: RunIndex, out: Path, reference: Path, metric: str = "final") -> list[Path]:
+    collected: Collected = collect(results, index, metric)
+    ref = load_reference(reference)
+    written = []
+    for spec in TABLES:
+        table = build_table(spec, collected.entries, ref, index.main_p)
+        title = f"{table_number(spec)}: {spec.title}"
+        written.append(write_text(out / f"{spec.name}.md", to_markdown(table, metric, title)))
+        written.append(write_text(out / f"{spec.name}.tex", to_latex(table, metric)))
+    written.append(write_text(out / "claims.md", claims_markdown(collected)))
+    return written

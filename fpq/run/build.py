@@ -1,0 +1,74 @@
+"""Build models from a RunConfig: the float student, the teacher, and saved models of any run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fpq.config import ConfigError, RunConfig, load_config, to_dict
+from fpq.io import CheckpointError, load_torch, save_torch
+from fpq.method.registry import METHODS
+from fpq.models import CifarModel, create_model
+from fpq.quant import prepare_qat
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"runtime.device is {name!r} but CUDA is not available here (use auto or cpu)")
+    return device
+
+
+def skeleton(cfg: RunConfig) -> CifarModel:
+    """The model of `cfg` before training: float, or float with quantized layers swapped in."""
+    model = create_model(cfg.arch, cfg.data.num_classes)
+    spec = METHODS[cfg.method]
+    if spec.quantizer is not None:
+        prepare_qat(model, cfg.quant.w_bits, cfg.quant.a_bits, spec.quantizer, cfg.quant.first_last_bits,
+                    fused=cfg.runtime.fused_quant)
+    return model
+
+
+def save_model(path: str | Path, model: nn.Module, cfg: RunConfig) -> Path:
+    return save_torch(path, {"config": to_dict(cfg), "state_dict": model.state_dict()})
+
+
+def read_model_file(path: str | Path) -> tuple[dict, RunConfig]:
+    blob = load_torch(path, "model file")
+    if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
+        raise CheckpointError(f"model file {path} is not an fpq model (no config/state_dict)")
+    return blob, load_config(blob["config"])
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu",
+               expect: RunConfig | None = None) -> tuple[CifarModel, RunConfig]:
+    """A saved model.pt of any run, rebuilt from the config stored beside its weights."""
+    blob, cfg = read_model_file(path)
+    if expect is not None:
+        _check_teacher_fits(path, cfg, expect)
+    model = skeleton(cfg)
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"model file {path} does not match its own config: {str(err)[:300]}") from None
+    return model.to(device), cfg
+
+
+def _check_teacher_fits(path, tcfg: RunConfig, cfg: RunConfig) -> None:
+    mismatches = [f"{key} {got!r} != {want!r}" for key, got, want in (
+        ("arch", tcfg.arch, cfg.arch), ("dataset", tcfg.data.dataset, cfg.data.dataset),
+        ("method", tcfg.method, "fp")) if got != want]
+    if mismatches:
+        raise CheckpointError(f"teacher {path} does not fit this run: {', '.join(mismatches)}")
+
+
+def load_teacher(cfg: RunConfig, device: torch.device) -> CifarModel:
+    """The FP teacher of a QAT run, frozen; refuses one of another arch, dataset or a non-FP run."""
+    teacher, _ = load_model(cfg.teacher, device, expect=cfg)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher

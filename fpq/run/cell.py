@@ -1,0 +1,136 @@
+"""A run's identity: (dataset, arch, w_bits, a_bits, method, p, seed), built once and read everywhere.
+
+The workflow builds a `Cell` for every run it plans, the run records it in each result file, and
+tables, claims and figures read cells from the run index: no reader works a cell out again from a
+run id or a folder name. `canonical()` maps cells that are the same run onto one: SFP at p = 0
+perturbs nothing, so FPQ at p = 0 *is* the LSQ+CSD run (and LSQ+SFP at p = 0 the LSQ run).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from fpq.config import DATASETS, FP_BITS, ConfigError
+from fpq.method.registry import METHODS
+
+# The paper's order of rows and columns (Tables 1-5); names it does not have come after, by name.
+ARCH_ORDER = ("resnet18", "resnet50", "mobilenetv1", "mobilenetv2", "resnet20")
+METHOD_ORDER = ("fp", "pact", "lsq", "lsq+", "kd", "lsq+sam", "lsq+sfp", "lsq+csd", "fpq")
+ARCH_LABELS = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "mobilenetv1": "MobileNetV1",
+               "mobilenetv2": "MobileNetV2", "resnet20": "ResNet-20"}
+DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def arch_label(arch: str) -> str:
+    return ARCH_LABELS.get(arch, arch)
+
+
+def method_label(method: str) -> str:
+    return METHODS[method].label or method
+
+
+def order_rank(order: tuple[str, ...], name: str) -> tuple[int, str]:
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
+def bits_label(w_bits: int, a_bits: int) -> str:
+    """'W2A4', or 'FP' for a float model.
+
+    >>> bits_label(2, 4), bits_label(32, 32)
+    ('W2A4', 'FP')
+    """
+    return "FP" if w_bits == FP_BITS and a_bits == FP_BITS else f"W{w_bits}A{a_bits}"
+
+
+def bits_rank(w_bits: int, a_bits: int) -> tuple[int, int]:
+    """Wider first, as the paper orders W4A4, W2A4, W2A2 (FP before all)."""
+    return (-w_bits, -a_bits)
+
+
+def setting_rank(setting: tuple) -> tuple:
+    """Paper order of a (dataset, arch, w_bits, a_bits) setting.
+
+    >>> sorted([("cifar10", "mobilenetv1", 2, 4), ("cifar10", "resnet18", 2, 2), ("cifar10", "resnet18", 4, 4)],
+    ...        key=setting_rank)[0]
+    ('cifar10', 'resnet18', 4, 4)
+    """
+    dataset, arch, w_bits, a_bits = setting
+    return (dataset, order_rank(ARCH_ORDER, arch), bits_rank(w_bits, a_bits))
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    arch: str
+    method: str
+    w_bits: int = FP_BITS
+    a_bits: int = FP_BITS
+    p: float | None = None  # SFP probability; None for a method without SFP
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method: {self.method!r} is not one of {sorted(METHODS)}")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset: {self.dataset!r} is not one of {sorted(DATASETS)}")
+        spec = METHODS[self.method]
+        if spec.sfp != (self.p is not None):
+            raise ConfigError(f"cell {self.method}: p must be given exactly for methods with SFP, got {self.p}")
+        if spec.quantizer is None and (self.w_bits, self.a_bits) != (FP_BITS, FP_BITS):
+            raise ConfigError(f"cell {self.method}: a float model has no bit setting, got W{self.w_bits}A{self.a_bits}")
+        if self.p is not None:
+            object.__setattr__(self, "p", float(self.p))
+
+    @property
+    def is_qat(self) -> bool:
+        return METHODS[self.method].quantizer is not None
+
+    @property
+    def bits(self) -> str:
+        return bits_label(self.w_bits, self.a_bits)
+
+    @property
+    def run_id(self) -> str:
+        """Readable and unique: resnet18_cifar10_fp_s0, resnet18_cifar10_w2a4_fpq_p0.1_s0.
+
+        >>> Cell("cifar10", "resnet18", "fpq", 2, 4, 0.1, 3).run_id
+        'resnet18_cifar10_w2a4_fpq_p0.1_s3'
+        """
+        bits = f"_w{self.w_bits}a{self.a_bits}" if self.is_qat else ""
+        p = f"_p{self.p:g}" if self.p is not None else ""
+        return f"{self.arch}_{self.dataset}{bits}_{self.method}{p}_s{self.seed}"
+
+    def canonical(self) -> "Cell":
+        """The cell of the run that answers this one: SFP at p = 0 is the method without SFP.
+
+        >>> Cell("cifar10", "resnet18", "fpq", 2, 4, 0.0).canonical().method
+        'lsq+csd'
+        """
+        if self.p != 0.0:
+            return self
+        spec = METHODS[self.method]
+        twins = [m for m, s in METHODS.items() if not s.sfp and (s.quantizer, s.csd, s.kd, s.sam)
+                 == (spec.quantizer, spec.csd, spec.kd, spec.sam)]
+        return replace(self, method=twins[0], p=None) if twins else self
+
+    def teacher(self, seed: int | None = None) -> "Cell":
+        """The FP teacher's cell: same dataset and arch, the given seed (default: this cell's)."""
+        return Cell(self.dataset, self.arch, "fp", seed=self.seed if seed is None else seed)
+
+    def sort_key(self) -> tuple:
+        """Paper order: dataset, arch, bits (wider first), method, p, seed."""
+        return (self.dataset, order_rank(ARCH_ORDER, self.arch), bits_rank(self.w_bits, self.a_bits),
+                order_rank(METHOD_ORDER, self.method), -1.0 if self.p is None else self.p, self.seed)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Cell":
+        return cls(**data)
+
+    @classmethod
+    def from_config(cls, cfg) -> "Cell":
+        """The cell of a RunConfig (what a run records about itself)."""
+        spec = METHODS[cfg.method]
+        return cls(cfg.data.dataset, cfg.arch, cfg.method, cfg.quant.w_bits, cfg.quant.a_bits,
+                   cfg.quant.sfp_p if spec.sfp else None, cfg.seed)

@@ -1,0 +1,366 @@
+"""One training run, top to bottom: FP teacher or QAT of any registered method.
+
+Per epoch: train, evaluate on the test set, (optionally) measure the Hessian trace, checkpoint
+atomically. A rerun in the same folder resumes from the last checkpoint of the same run
+identity (`config.resume_identity`: thread count and device spelling do not count); on CPU the
+resumed run ends bitwise equal to an uninterrupted one. `metrics.json` is written last: its
+presence means the run finished, with status "ok" (or "failed" when a run that diverged, or
+whose teacher failed, is recorded as a result). Every attempt appends to `train.log`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fpq.run.build import load_teacher, resolve_device, save_model, skeleton
+from fpq.run.cell import Cell
+from fpq.config import RunConfig, dict_differences, dump_config, resume_identity, to_dict
+from fpq.run.data import DeviceLoader, load_arrays
+from fpq.measure.hessian import hutchinson_trace
+from fpq.io import ensure_writable, failed_run, load_torch, save_torch, write_json, write_text
+from fpq.method.registry import METHODS
+from fpq.method.objective import Objective, autocast_bf16, compiled
+from fpq.method.perturb import attach_sfp
+from fpq.run.provenance import provenance
+from fpq.quant import calibrate, quantizer_parameters
+from fpq.run.seed import rng_state, seed_everything, set_rng_state
+
+CHECKPOINT, MODEL, METRICS, FAILED, LOG = "checkpoint.pt", "model.pt", "metrics.json", "failed.json", "train.log"
+
+
+class RunFailure(RuntimeError):
+    """The run cannot give a result: it diverged, or its teacher failed. A result of the method
+    (the paper's own PACT W2A2 MobileNet cells collapse), not a bug: the workflow records it."""
+
+
+class DivergenceError(RunFailure):
+    """The loss or accuracy became NaN or infinite."""
+
+
+class TeacherFailed(RunFailure):
+    """The FP teacher run this QAT run starts from ended as failed."""
+
+
+@dataclass
+class RunState:
+    epoch: int = 0  # epochs completed
+    history: list = field(default_factory=list)
+    hessian: list = field(default_factory=list)
+    elapsed: float = 0.0  # training seconds before this process
+
+
+def check_teacher(cfg: RunConfig) -> None:
+    """A QAT run whose teacher's run ended as failed fails too, naming the teacher."""
+    status = failed_run(cfg.teacher)
+    if status is not None:
+        raise TeacherFailed(f"teacher {status.get('run_id') or cfg.teacher} failed: {status.get('error')}")
+
+
+def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
+    """Float model (teacher stage), or the teacher's copy made quantized and calibrated."""
+    if not cfg.is_qat:
+        return prepare_student(cfg, None, None, device), None
+    check_teacher(cfg)
+    teacher = load_teacher(cfg, device)
+    images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
+    return prepare_student(cfg, teacher, images, device), _memory_format(cfg, teacher)
+
+
+def prepare_student(cfg: RunConfig, teacher: nn.Module | None, calib_images, device: torch.device):
+    """The student of `cfg`: for QAT, the teacher's weights, calibrated on `calib_images`, SFP attached."""
+    student = skeleton(cfg).to(device)
+    if teacher is not None:
+        missing, _ = student.load_state_dict(teacher.state_dict(), strict=False)
+        if any(not _is_quantizer_key(k) for k in missing):
+            raise RuntimeError(f"teacher weights do not cover the student: {missing[:5]}")
+        calibrate(student, calib_images)
+        if METHODS[cfg.method].sfp:
+            attach_sfp(student, cfg.quant.sfp_p, cfg.quant.sfp_gate, cfg.quant.sfp_placement)
+    return _memory_format(cfg, student)
+
+
+def _memory_format(cfg: RunConfig, model: nn.Module) -> nn.Module:
+    return model.to(memory_format=torch.channels_last) if cfg.runtime.channels_last else model
+
+
+def _is_quantizer_key(key: str) -> bool:
+    return any(part in key for part in ("w_quant.", "a_quant."))
+
+
+def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None) -> Objective:
+    """The method's loss; with `runtime.compile`, one compiled graph for the whole loss."""
+    spec, rt = METHODS[cfg.method], cfg.runtime
+    return Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, rt.bf16,
+                     rt.teacher_bf16, rt.compile_mode if rt.compile else None)
+
+
+def eval_forward(cfg: RunConfig, model: nn.Module):
+    """The module, or (runtime.compile) its compiled wrapper: compiled once, reused every epoch."""
+    return compiled(model, cfg.runtime.compile_mode) if cfg.runtime.compile else model
+
+
+def make_optimizer(cfg: RunConfig, model: nn.Module):
+    """SGD + per-epoch cosine; quantizer parameters get weight decay only if asked."""
+    quant = {id(p) for p in quantizer_parameters(model)}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in quant]}]
+    if quant:
+        wd = cfg.optim.weight_decay if cfg.optim.quant_weight_decay else 0.0
+        groups.append({"params": [p for p in model.parameters() if id(p) in quant], "weight_decay": wd})
+    opt = torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
+                          **({"fused": True} if cfg.runtime.fused_optimizer else {}))
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.optim.epochs)
+
+
+def sam_step(objective: Objective, params: list[nn.Parameter], x, y, rho: float):
+    """SAM (Foret et al.): gradient at w + rho*g/||g||, applied at w. Two passes per step."""
+    loss, logits = objective(x, y)
+    loss.backward()
+    with torch.no_grad():
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        shifts = [(p, p.grad * (rho / (norm + 1e-12))) for p in params if p.grad is not None]
+        for p, e in shifts:
+            p.add_(e)
+    for p in params:
+        p.grad = None
+    objective(x, y)[0].backward()
+    with torch.no_grad():
+        for p, e in shifts:
+            p.sub_(e)
+    return loss, logits
+
+
+def train_step(objective: Objective, optimizer, params: list[nn.Parameter], x, y, sam_rho: float | None):
+    """One optimizer step (two forward/backward passes under SAM); returns (loss, logits)."""
+    optimizer.zero_grad(set_to_none=True)
+    if sam_rho:
+        loss, logits = sam_step(objective, params, x, y, sam_rho)
+    else:
+        loss, logits = objective(x, y)
+        loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_epoch(cfg: RunConfig, model, objective, optimizer, loader: DeviceLoader, epoch: int) -> dict:
+    """One epoch; also the wall time of its first step (which pays any compile: `first_step_time`)."""
+    model.train()
+    sam_rho = cfg.quant.sam_rho if METHODS[cfg.method].sam else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), device=loader.device, dtype=torch.long)
+    seen, first_step_time, t0 = 0, 0.0, time.time()
+    for step, (x, y) in enumerate(loader.epoch(epoch)):
+        loss, logits = train_step(objective, optimizer, params, x, y, sam_rho)
+        loss_sum += loss.detach() * y.shape[0]  # no .item() per batch: no host sync in the step
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += y.shape[0]
+        if step == 0:  # one sync per epoch, to time the first step
+            _sync(loader.device)
+            first_step_time = time.time() - t0
+    return {"train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
+            "train_images": seen, "first_step_time": first_step_time}
+
+
+@torch.no_grad()
+def evaluate(model, loader: DeviceLoader, bf16: bool = False, forward=None) -> dict:
+    """Test loss and accuracy in eval mode (the caller's mode restored); `forward` may be the
+    model's compiled wrapper."""
+    forward = model if forward is None else forward
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), device=loader.device, dtype=torch.long)
+    for x, y in loader.epoch():
+        with autocast_bf16(x, bf16):
+            logits = forward(x).float()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    n = loader.num_images
+    return {"test_loss": loss_sum.item() / n, "test_acc": 100.0 * correct.item() / n}
+
+
+def hessian_batches(cfg: RunConfig, loader: DeviceLoader):
+    h = cfg.hessian
+    x, y = loader.sample(h.batches * h.batch_size, seed=h.seed)
+    return [(x[i:i + h.batch_size], y[i:i + h.batch_size]) for i in range(0, x.shape[0], h.batch_size)]
+
+
+def measure_trace(cfg: RunConfig, model, batches, epoch: int) -> dict:
+    est = hutchinson_trace(model, batches, probes=cfg.hessian.probes, seed=cfg.hessian.seed)
+    return {"epoch": epoch, **est.as_dict()}
+
+
+class RunLog:
+    """Progress lines to stderr (when `runtime.progress`) and, always, appended to <out>/train.log.
+
+    Snakemake empties a job's own log before every attempt; train.log keeps every attempt, each
+    opened by a header line, so an interrupted attempt's lines survive its rerun.
+    """
+
+    def __init__(self, cfg: RunConfig, out: Path):
+        self.cfg, self.path = cfg, out / LOG
+        attempt = 1
+        if self.path.exists():
+            attempt += sum(line.startswith("== attempt ") for line in self.path.read_text(errors="replace").splitlines())
+        self._append(f"== attempt {attempt}: {time.strftime('%Y-%m-%d %H:%M:%S')} on {platform.node()}, "
+                     f"pid {os.getpid()}")
+
+    def _append(self, line: str) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(line + "\n")
+
+    def write(self, message: str) -> None:
+        line = f"[{self.cfg.run_id or self.cfg.method}] {message}"
+        self._append(line)
+        if self.cfg.runtime.progress:
+            print(line, file=sys.stderr, flush=True)
+
+
+def resume(out: Path, cfg: RunConfig, device: torch.device, model, optimizer, scheduler, log: RunLog) -> RunState:
+    path = out / CHECKPOINT
+    if not path.exists():
+        return RunState()
+    ckpt = load_torch(path)
+    identity = resume_identity(cfg, device.type)
+    if ckpt.get("identity") != identity:
+        changed = dict_differences(ckpt["identity"], identity) if "identity" in ckpt else ["written by an older fpq"]
+        log.write(f"checkpoint {path} belongs to another run ({'; '.join(changed)}); starting over")
+        return RunState()
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    log.write(f"resuming after epoch {ckpt['epoch']}")
+    return RunState(ckpt["epoch"], ckpt["history"], ckpt["hessian"], ckpt["elapsed"])
+
+
+def save_checkpoint(out: Path, cfg: RunConfig, device: torch.device, state: RunState, model, optimizer,
+                    scheduler) -> None:
+    save_torch(out / CHECKPOINT, {
+        "identity": resume_identity(cfg, device.type), "epoch": state.epoch, "history": state.history,
+        "hessian": state.hessian, "elapsed": state.elapsed, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()})
+
+
+def check_finite(cfg: RunConfig, row: dict) -> None:
+    bad = {k: v for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        raise DivergenceError(f"run {cfg.run_id or cfg.method} diverged at epoch {row['epoch']}: {bad}")
+
+
+def progress_line(cfg: RunConfig, row: dict, images: int, remaining: int) -> str:
+    rate = images / row["epoch_time"]
+    eta = remaining * row["epoch_time"]
+    return (f"epoch {row['epoch']}/{cfg.optim.epochs} loss {row['train_loss']:.4f} "
+            f"train {row['train_acc']:.2f}% test {row['test_acc']:.2f}% | {rate:,.0f} img/s | "
+            f"{row['epoch_time']:.1f}s/epoch | ETA {eta / 60:.1f} min")
+
+
+def compile_seconds(history: list[dict]) -> float | None:
+    """Seconds the first compiled step and evaluation took beyond a steady one (this process)."""
+    first = history[0]
+    if len(history) < 2 or "first_step_time" not in first:
+        return None
+    steady_step = (first["epoch_time"] - first["first_step_time"]) / max(1, first.get("steps", 2) - 1)
+    return max(0.0, first["first_step_time"] - steady_step) + max(0.0, first["eval_time"] - history[1]["eval_time"])
+
+
+def run(cfg: RunConfig, out: str | Path) -> dict:
+    """Train `cfg` in folder `out` (resuming if a checkpoint is there); returns the metrics."""
+    out = Path(out)
+    ensure_writable(out)  # before any work: a read-only or full folder fails now, not after training
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    device = resolve_device(cfg.runtime.device)
+    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))  # the speed keys in force here
+    write_text(out / "config.json", dump_config(cfg))  # the resolved config, there from the start
+    log = RunLog(cfg, out)
+    seed_everything(cfg.seed)
+    data = load_arrays(cfg.data)
+    cl = cfg.runtime.channels_last
+    train_loader = DeviceLoader(data.x_train, data.y_train, cfg.data.dataset, cfg.optim.batch_size, device,
+                                train=True, seed=cfg.seed, channels_last=cl, drop_last=cfg.runtime.compile)
+    test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
+                               channels_last=cl)
+    model, teacher = build_student(cfg, train_loader, device)
+    objective = make_objective(cfg, model, teacher)
+    forward = eval_forward(cfg, model)
+    optimizer, scheduler = make_optimizer(cfg, model)
+    state = resume(out, cfg, device, model, optimizer, scheduler, log)
+    batches = hessian_batches(cfg, train_loader) if cfg.is_qat and cfg.hessian.every else None
+    if batches and state.epoch == 0 and not state.hessian:
+        state.hessian.append(measure_trace(cfg, model, batches, 0))  # on the eager model, never compiled
+    started, this_process = time.time(), []
+    for epoch in range(state.epoch, cfg.optim.epochs):
+        t0 = time.time()
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        row.update(train_epoch(cfg, model, objective, optimizer, train_loader, epoch))
+        row["epoch_time"] = time.time() - t0
+        t1 = time.time()
+        row.update(evaluate(model, test_loader, cfg.runtime.bf16, forward))
+        row["eval_time"] = time.time() - t1
+        check_finite(cfg, row)
+        scheduler.step()
+        if batches and ((epoch + 1) % cfg.hessian.every == 0 or epoch + 1 == cfg.optim.epochs):
+            t2 = time.time()
+            state.hessian.append(measure_trace(cfg, model, batches, epoch + 1))
+            row["hessian_time"] = time.time() - t2
+        state.history.append(row)
+        this_process.append({**row, "steps": len(train_loader)})
+        state.epoch = epoch + 1
+        state.elapsed += time.time() - t0
+        save_checkpoint(out, cfg, device, state, model, optimizer, scheduler)
+        log.write(progress_line(cfg, row, row["train_images"], cfg.optim.epochs - epoch - 1))
+    save_model(out / MODEL, model, cfg)
+    metrics = assemble_metrics(cfg, state, device, time.time() - started)
+    if cfg.runtime.compile and this_process:
+        metrics["compile_seconds"] = compile_seconds(this_process)
+    write_json(out / METRICS, metrics)
+    (out / FAILED).unlink(missing_ok=True)
+    return metrics
+
+
+def _identity(cfg: RunConfig) -> dict:
+    return {"run_id": cfg.run_id, "cell": Cell.from_config(cfg).as_dict(),
+            "stage": "qat" if cfg.is_qat else "teacher"}
+
+
+def assemble_metrics(cfg: RunConfig, state: RunState, device: torch.device, wall_this_process: float) -> dict:
+    final = state.history[-1]
+    best = max(state.history, key=lambda r: r["test_acc"])
+    return {
+        **_identity(cfg), "status": "ok", "epochs": cfg.optim.epochs,
+        "final": {"top1": final["test_acc"], "test_loss": final["test_loss"], "epoch": final["epoch"]},
+        "best": {"top1": best["test_acc"], "epoch": best["epoch"], "label": "best epoch (not the reported number)"},
+        "history": state.history, "hessian_trajectory": state.hessian,
+        "wall_time_s": state.elapsed, "wall_time_this_process_s": wall_this_process,
+        "config": to_dict(cfg), **provenance(cfg.runtime, device),
+    }
+
+
+def record_failure(out: str | Path, cfg: RunConfig, err: BaseException, as_result: bool = False) -> Path:
+    """A run that stopped with an error leaves failed.json. With `as_result` (a RunFailure the
+    workflow records) it writes metrics.json with status "failed" instead: the run is finished,
+    tables mark its cell as failed, and the jobs after it still run."""
+    out = Path(out)
+    record = {**_identity(cfg), "status": "failed", "error": f"{type(err).__name__}: {err}", "config": to_dict(cfg)}
+    if as_result:
+        (out / FAILED).unlink(missing_ok=True)
+        return write_json(out / METRICS, record)
+    return write_json(out / FAILED, record)

@@ -1,0 +1,182 @@
+"""The CUDA speed paths (bf16 autocast, bf16 teacher, channels_last, torch.compile) run on CPU too,
+so their code is exercised here; their speed is measured by bench/, never asserted."""
+import math
+
+import pytest
+import torch
+
+from fpq.config import load_config
+from fpq.method.registry import METHODS
+from fpq.models import create_model
+from fpq.method.objective import Objective
+from fpq.method.perturb import StochasticFeaturePerturbation
+from fpq.quant.functional import fake_quant_fused, fake_quant_reference, pact_fused
+from fpq.run.train import prepare_student, run
+from tests.conftest import qat_config
+
+
+@pytest.mark.parametrize("fn", [fake_quant_fused, fake_quant_reference])
+@pytest.mark.parametrize("shift_before_round", [False, True])
+def test_bf16_inputs_are_quantized_in_fp32(fn, shift_before_round):
+    """Under autocast the activations arrive in bf16. An 8-bit grid with an offset puts x/s near
+    300, where bf16 can only represent even numbers: round(x/s) - x/s (the step gradient) would be
+    0 or +-2 instead of within +-0.5. Quantized in fp32, bf16 inputs give fp32's exact answer."""
+    x32 = (torch.rand(64) * 2 + 1.0).to(torch.bfloat16).float()  # values bf16 can hold exactly
+    results = []
+    for x in (x32.clone(), x32.to(torch.bfloat16)):
+        x.requires_grad_(True)
+        step = torch.tensor(0.01, requires_grad=True)
+        offset = torch.tensor(-70.3 if shift_before_round else -70.0)
+        y = fn(x, step, offset, 255, 1.0, shift_before_round)
+        assert y.dtype == x.dtype
+        (y.float() * torch.linspace(-1, 1, 64).bfloat16().float()).sum().backward()  # bf16-exact weights
+        results.append((y.detach().float(), x.grad.float(), step.grad))
+    (y32, gx32, gs32), (y16, gx16, gs16) = results
+    assert torch.allclose(y16, y32, rtol=2 ** -8)  # only the final cast to bf16 differs
+    assert torch.allclose(gx16, gx32, rtol=2 ** -8)
+    assert gs16.item() == pytest.approx(gs32.item(), rel=1e-4)
+
+
+def test_pact_takes_bf16_inputs():
+    x = (torch.rand(64) * 4 - 1).to(torch.bfloat16).requires_grad_(True)
+    alpha = torch.tensor(2.5, requires_grad=True)
+    y = pact_fused(x, alpha, torch.tensor(True), 255)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16 and alpha.grad.dtype == torch.float32
+    ref = pact_fused(x.detach().float(), alpha.detach(), torch.tensor(True), 255)
+    assert torch.allclose(y.float(), ref, rtol=2 ** -8)
+
+
+def _fpq_student(arch="resnet20", **runtime):
+    cfg = load_config({"arch": arch, "method": "fpq", "teacher": "t", "quant": {"w_bits": 2, "a_bits": 4, "sfp_p": 0.5},
+                       "runtime": {"device": "cpu", **runtime}})
+    torch.manual_seed(0)
+    teacher = create_model(arch, 10)
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():  # BN running stats of this batch, as a trained teacher's would fit its data
+        for m in teacher.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None
+        teacher.train()(x)
+    teacher.eval()
+    return cfg, teacher, prepare_student(cfg, teacher, x, torch.device("cpu")), x
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "mobilenetv2"])
+def test_the_whole_fpq_loss_traces_as_one_graph(arch):
+    """Student forward (SFP gates, CSD taps), the teacher's forward, CSD and CE stay inside one
+    torch.compile graph (a break per layer would cost a launch gap per layer on the GPU, and a
+    separate teacher graph a second launch stream); tracing only, no code generation."""
+    cfg, teacher, student, x = _fpq_student(arch)
+    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, True, True)
+    student_feats, teacher_feats = objective.student_taps.start(), objective.teacher_taps.start()
+    explained = torch._dynamo.explain(objective._loss)(x, torch.arange(8) % 10)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+    convs = len(list(student.conv_layers()))
+    assert len(student_feats) == len(teacher_feats) == convs  # the taps of both fired under tracing
+
+
+def _fpq_loss_and_grads(**runtime):
+    cfg, teacher, student, x = _fpq_student(**runtime)
+    for m in student.modules():  # no SFP noise here: compare the deterministic part
+        if isinstance(m, StochasticFeaturePerturbation):
+            m.p = 0.0
+    if cfg.runtime.channels_last:
+        teacher, x = teacher.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, cfg.runtime.bf16, cfg.runtime.teacher_bf16)
+    loss, logits = objective(x, torch.arange(8) % 10)
+    loss.backward()
+    return loss, logits, {n: p.grad for n, p in student.named_parameters()}
+
+
+def test_channels_last_is_a_layout_only():
+    loss_a, _, grads_a = _fpq_loss_and_grads()
+    loss_b, _, grads_b = _fpq_loss_and_grads(channels_last=True)
+    assert loss_b.item() == pytest.approx(loss_a.item(), rel=1e-5)
+    a, b = (torch.cat([g.flatten() for g in grads.values()]) for grads in (grads_a, grads_b))
+    assert torch.nn.functional.cosine_similarity(a, b, dim=0).item() > 0.999
+
+
+def test_the_bf16_step_reaches_every_parameter():
+    """With bf16 student and teacher, the FPQ loss is near fp32's and every weight, step size and
+    BN parameter gets a finite, nonzero gradient. (The gradient direction of a 2-bit net is chaotic
+    in its inputs: fp32 with 2^-9 input noise differs from fp32 as much as bf16 does, so no
+    direction is compared here; bench/policy_check.py compares trained accuracy instead.)"""
+    loss32, _, _ = _fpq_loss_and_grads()
+    loss, logits, grads = _fpq_loss_and_grads(bf16=True, teacher_bf16=True, channels_last=True)
+    assert logits.dtype == torch.bfloat16
+    assert loss.item() == pytest.approx(loss32.item(), rel=0.05)
+    for name, g in grads.items():
+        assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
+
+
+@pytest.mark.slow
+def test_a_run_with_every_speed_key_trains_and_records_them(quick_teacher, mini_npz, tmp_path):
+    cfg = qat_config(mini_npz, quick_teacher, "fpq", (2, 4), train=256, test=100)
+    cfg["runtime"].update(bf16=True, teacher_bf16=True, channels_last=True, compile=True)
+    cfg["hessian"] = {"every": 1, "probes": 2, "batch_size": 16}
+    cfg["optim"].update(epochs=2, batch_size=96)
+    m = run(load_config(cfg), tmp_path)
+    p = m["precision"]
+    assert (p["student_autocast"], p["teacher_autocast"], p["channels_last"], p["compile"]) == ("bf16", "bf16", True, True)
+    assert math.isfinite(m["history"][0]["train_loss"]) and m["final"]["top1"] >= 0
+    assert len(m["hessian_trajectory"]) == 3  # the trace runs on the uncompiled fp32 module
+    # one batch shape per compiled step: 256 images in batches of 96 -> two full batches, 64 dropped
+    assert [r["train_images"] for r in m["history"]] == [192, 192]
+    assert m["compile_seconds"] > 0  # the first step and the first evaluation paid the compile, once
+
+
+def test_cuda_speed_keys_apply_on_cuda_only():
+    """A config can ask for the fast path on GPUs while its CPU runs stay fp32 eager (bitwise)."""
+    cfg = load_config({"arch": "resnet20", "runtime": {"device": "cpu", "cuda": {
+        "bf16": True, "compile": True, "compile_mode": "reduce-overhead"}}})
+    on_cpu, on_cuda = cfg.runtime.on("cpu"), cfg.runtime.on("cuda")
+    assert (on_cpu.bf16, on_cpu.compile) == (False, False)
+    assert (on_cuda.bf16, on_cuda.compile, on_cuda.compile_mode) == (True, True, "reduce-overhead")
+    assert on_cuda.channels_last is False  # a key the override leaves out keeps its plain value
+
+
+def test_the_paper_config_uses_the_fast_path_on_cuda_and_cuda_graphs_for_resnet20():
+    from pathlib import Path
+
+    from fpq.plan.grid import expand, load_workflow_config, run_config
+    from fpq.run.cell import Cell
+
+    config = load_workflow_config(Path(__file__).resolve().parents[2] / "config" / "paper.yaml")
+    r18 = expand(config).runs["resnet18_cifar10_w2a4_fpq_p0.1_s0"].config.runtime
+    assert r18.on("cuda").compile and r18.on("cuda").bf16 and r18.on("cuda").compile_mode == "default"
+    assert not r18.on("cpu").compile and not r18.on("cpu").bf16
+    r20 = run_config(config, Cell("cifar10", "resnet20", "lsq", 2, 4), "t").runtime
+    assert r20.on("cuda").compile_mode == "reduce-overhead" and r20.on("cuda").bf16
+
+
+def test_fused_sgd_takes_the_same_steps_as_the_default_sgd():
+    from fpq.run.train import make_optimizer
+
+    params = []
+    for fused in (False, True):
+        cfg = load_config({"arch": "resnet20", "runtime": {"device": "cpu", "fused_optimizer": fused}})
+        torch.manual_seed(0)
+        model = create_model("resnet20", 10)
+        opt, _ = make_optimizer(cfg, model)
+        assert bool(opt.defaults.get("fused")) is fused
+        for k in range(3):
+            opt.zero_grad()
+            model(torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(k))).square().mean().backward()
+            opt.step()
+        params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(params[0], params[1], rtol=1e-5, atol=1e-7)
+    torch.manual_seed(0)
+    init = torch.cat([p.detach().flatten() for p in create_model("resnet20", 10).parameters()])
+    assert (params[0] - init).abs().max() > 1e-3  # the steps did move the weights
+
+
+def test_compile_mode_is_checked_and_recorded():
+    from fpq.config import ConfigError
+    from fpq.run.provenance import precision_policy
+
+    with pytest.raises(ConfigError, match="runtime.compile_mode"):
+        load_config({"arch": "resnet20", "runtime": {"compile_mode": "fastest"}})
+    cfg = load_config({"arch": "resnet20", "runtime": {"compile": True, "compile_mode": "reduce-overhead"}})
+    assert precision_policy(cfg.runtime, torch.device("cpu"))["compile_mode"] == "reduce-overhead"
