@@ -1,7 +1,7 @@
 """The paper's method and the baselines' losses (layer `method`): the method registry
 (`registry`: which quantizer and loss terms each method uses, its label, its paper order), SFP
-(`perturb`, Eqs. 9 and 14), CSD and KD (`distill`, Eqs. 15-17) and the training loss
-(`objective`).
+(`perturb`, Eqs. 9 and 14), CSD and KD (`distill`, Eqs. 15-17), the frozen teacher's forward
+(`teacher`) and the training loss (`objective`).
 
 May import `fpq.quant`, `fpq.models`, `fpq.errors` and `fpq.io`; never a run config (the loss
 takes its settings as plain values). `registry` is torch-free: `fpq.config` reads it to validate

@@ -84,13 +84,13 @@ class MobileNetV2(CifarModel):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model
+@register_model(label="MobileNetV1", rank=2)
 def mobilenetv1(num_classes: int) -> MobileNetV1:
     """MobileNetV1, CIFAR variant: 3.22M parameters at 10 classes."""
     return MobileNetV1(num_classes)
 
 
-@register_model
+@register_model(label="MobileNetV2", rank=3)
 def mobilenetv2(num_classes: int) -> MobileNetV2:
     """MobileNetV2, CIFAR variant: 2.30M parameters at 10 classes."""
     return MobileNetV2(num_classes)

@@ -82,19 +82,19 @@ class ResNet(CifarModel):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model
+@register_model(label="ResNet-20", rank=4)
 def resnet20(num_classes: int) -> ResNet:
     """He et al. 2016 CIFAR ResNet-20: 0.27M parameters at 10 classes."""
     return ResNet(BasicBlock, [3, 3, 3], [16, 32, 64], num_classes, shortcut=ZeroPadShortcut)
 
 
-@register_model
+@register_model(label="ResNet-18", rank=0)
 def resnet18(num_classes: int) -> ResNet:
     """ResNet-18 with a 3x3 stem and no max-pool: 11.17M parameters at 10 classes."""
     return ResNet(BasicBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes)
 
 
-@register_model
+@register_model(label="ResNet-50", rank=1)
 def resnet50(num_classes: int) -> ResNet:
     """ResNet-50 with a 3x3 stem and no max-pool: 23.52M parameters at 10 classes."""
     return ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], num_classes)

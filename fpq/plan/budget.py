@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from fpq.config import FinalHessianConfig, RunConfig
-from fpq.plan.grid import expand
 from fpq.method.registry import METHODS
+from fpq.plan.grid import expand
 
 FULL_TRAIN_SET = 50_000
 HESSIAN_STEP_FACTOR = 3.0  # one Hessian-vector product costs about three training steps
@@ -68,13 +68,23 @@ def gpu_share(timings: dict, arch: str) -> float:
     return 1.0 / row["speedup"] if row else 1.0
 
 
+def timing_row(timings: dict, arch: str) -> dict:
+    """The seconds/epoch row of an arch; for an arch without one (a model added since the table was
+    measured), the dearest measured row, marked as an estimate: a budget never stops on a new model."""
+    rows = timings["archs"]
+    if arch in rows:
+        return rows[arch]
+    dearest = max(rows, key=lambda a: rows[a]["qat_teacher"])
+    return {**rows[dearest], "estimated": True, "source": f"no row; {dearest}'s (the dearest measured) as an estimate"}
+
+
 def _train_images(cfg: RunConfig) -> int:
     return cfg.data.train_subset or FULL_TRAIN_SET
 
 
 def run_seconds(cfg: RunConfig, timings: dict) -> float:
     """Estimated wall seconds of one training run (training epochs + Hessian trajectory)."""
-    row = timings["archs"][cfg.arch]
+    row = timing_row(timings, cfg.arch)
     spec = METHODS[cfg.method]
     kind = "fp" if spec.quantizer is None else ("qat_teacher" if spec.uses_teacher_forward else "qat")
     per_epoch = row[kind] * (2.0 if spec.sam else 1.0) * _train_images(cfg) / FULL_TRAIN_SET
@@ -87,7 +97,7 @@ def run_seconds(cfg: RunConfig, timings: dict) -> float:
 
 
 def measurement_seconds(cfg: RunConfig, timings: dict, probes: int, batches: int, batch_size: int) -> float:
-    step = timings["archs"][cfg.arch]["qat"] / (FULL_TRAIN_SET / 256) * batch_size / 256
+    step = timing_row(timings, cfg.arch)["qat"] / (FULL_TRAIN_SET / 256) * batch_size / 256
     return probes * batches * HESSIAN_STEP_FACTOR * step
 
 
@@ -109,7 +119,7 @@ def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
     for rid in plan.hessian_ids:
         seconds["measure_hessian"] += measurement_seconds(runs[rid].config, timings, final.probes, final.batches,
                                                           final.batch_size) * gpu_share(timings, runs[rid].config.arch)
-    used = {r.config.arch: timings["archs"][r.config.arch] for r in runs.values()}
+    used = {r.config.arch: timing_row(timings, r.config.arch) for r in runs.values()}
     estimated = sorted(arch for arch, row in used.items() if row.get("estimated"))
     lines = [f"jobs: {sum(jobs.values())}  (timings: {timings['card']})"]
     other = sorted(arch for arch, row in used.items() if row.get("source", timings["card"]) != timings["card"])

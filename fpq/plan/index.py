@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from fpq.run.cell import Cell
 from fpq.errors import DataError
+from fpq.run.cell import Cell
 
 FORMAT = 1
 

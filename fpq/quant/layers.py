@@ -6,8 +6,8 @@ Both subclass their float layer, so `CifarModel.conv_layers()` still lists them 
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class _QuantMixin:

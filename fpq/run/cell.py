@@ -10,26 +10,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from fpq.config import DATASETS, FP_BITS, ConfigError
-from fpq.method.registry import METHODS
+from fpq.method.registry import METHODS, method_rank
+from fpq.models import model_label, model_rank
 
-# The paper's order of rows and columns (Tables 1-5); names it does not have come after, by name.
-ARCH_ORDER = ("resnet18", "resnet50", "mobilenetv1", "mobilenetv2", "resnet20")
-METHOD_ORDER = ("fp", "pact", "lsq", "lsq+", "kd", "lsq+sam", "lsq+sfp", "lsq+csd", "fpq")
-ARCH_LABELS = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "mobilenetv1": "MobileNetV1",
-               "mobilenetv2": "MobileNetV2", "resnet20": "ResNet-20"}
+# Labels and the paper's order of rows come from the registries (fpq.models: `label`, `rank`;
+# fpq.method.registry: `label`, registration order); names the paper does not have come after.
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
 def arch_label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
+    return model_label(arch)
 
 
 def method_label(method: str) -> str:
-    return METHODS[method].label or method
+    spec = METHODS.get(method)
+    return (spec.label or method) if spec else method
 
 
-def order_rank(order: tuple[str, ...], name: str) -> tuple[int, str]:
-    return (order.index(name), "") if name in order else (len(order), name)
+def arch_rank(arch: str) -> tuple:
+    return model_rank(arch)
 
 
 def bits_label(w_bits: int, a_bits: int) -> str:
@@ -54,7 +53,7 @@ def setting_rank(setting: tuple) -> tuple:
     ('cifar10', 'resnet18', 4, 4)
     """
     dataset, arch, w_bits, a_bits = setting
-    return (dataset, order_rank(ARCH_ORDER, arch), bits_rank(w_bits, a_bits))
+    return (dataset, arch_rank(arch), bits_rank(w_bits, a_bits))
 
 
 @dataclass(frozen=True)
@@ -118,8 +117,8 @@ class Cell:
 
     def sort_key(self) -> tuple:
         """Paper order: dataset, arch, bits (wider first), method, p, seed."""
-        return (self.dataset, order_rank(ARCH_ORDER, self.arch), bits_rank(self.w_bits, self.a_bits),
-                order_rank(METHOD_ORDER, self.method), -1.0 if self.p is None else self.p, self.seed)
+        return (self.dataset, arch_rank(self.arch), bits_rank(self.w_bits, self.a_bits),
+                method_rank(self.method), -1.0 if self.p is None else self.p, self.seed)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,7 +1,7 @@
 import torch
 
-from fpq.models import create_model
 from fpq.measure.variance import output_variance
+from fpq.models import create_model
 
 
 def test_variance_grows_with_noise_and_mode_is_restored():

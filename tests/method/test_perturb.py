@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from fpq.models import create_model
 from fpq.method.perturb import StochasticFeaturePerturbation, attach_sfp
+from fpq.models import create_model
 from fpq.quant import LsqQuantizer, QuantConv2d, QuantLinear, calibrate, prepare_qat
 
 

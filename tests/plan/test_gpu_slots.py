@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from fpq.plan import gpu_slots
 from fpq.errors import ConfigError
+from fpq.plan import gpu_slots
 
 POOL_VARS = ("FPQ_GPU_SLOTS", "FPQ_JOBS_PER_GPU", "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")
 

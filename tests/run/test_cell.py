@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fpq.run.cell import Cell
 from fpq.config import ConfigError, load_config
+from fpq.errors import DataError
 from fpq.plan.grid import expand, load_workflow_config
 from fpq.plan.index import RunIndex, read_index
-from fpq.errors import DataError
+from fpq.run.cell import Cell
 
 REPO = Path(__file__).resolve().parents[2]
 
