@@ -18,10 +18,13 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-# A config is named after its file (results/<name>, tables/<name>, figures/<name> by default),
-# then validated against workflow/schemas/config.schema.yaml (a bad key stops here, naming it).
-config.setdefault("name", Path((workflow.overwrite_configfiles or ["config/config.yaml"])[-1]).stem)
-prepare_workflow_config(config)
+# A config is named by its `name:` key, else after its file (results/<name>, tables/<name>,
+# figures/<name> by default; the default config names itself `quick`),
+# then validated against workflow/schemas/config.schema.yaml (a bad key stops here, naming the
+# --configfile and the key). Every `snakemake` run here also reads profiles/default/config.yaml.
+CONFIG_FILES = [str(f) for f in workflow.overwrite_configfiles or ["config/config.yaml"]]
+config.setdefault("name", Path(CONFIG_FILES[-1]).stem)
+prepare_workflow_config(config, source=f"workflow config {' + '.join(CONFIG_FILES)}")
 
 
 include: "workflow/rules/common.smk"

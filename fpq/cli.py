@@ -31,21 +31,15 @@ def project_file(path: str, what: str) -> Path:
 
 def _run_config(args):
     """The RunConfig of a training command, validated before any work starts (torch-free)."""
-    from fpq.config import load_config, with_overrides
+    from fpq.config import load_config, read_yaml_mapping, with_overrides
 
     if args.config_json:
-        data = json.loads(args.config_json)
-    else:
-        import yaml
-
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-    return load_config(with_overrides(data, args.set or []))
+        return load_config(with_overrides(json.loads(args.config_json), args.set or []))
+    data = read_yaml_mapping(args.config, "config file")
+    try:
+        return load_config(with_overrides(data, args.set or []))
+    except ConfigError as err:  # name the file, as a workflow config's errors do
+        raise ConfigError(f"config file {args.config}: {err}") from None
 
 
 def cmd_train(args, stage: str | None) -> int:
@@ -155,7 +149,8 @@ def cmd_figures(args) -> int:
     from fpq.report.results import collect
 
     index, _, results, out = _folders(args, "figures")
-    print("\n".join(str(p) for p in build_figures(collect(results, index), out)))
+    grids = tuple(g.strip() for g in args.curve_grids.split(",") if g.strip())
+    print("\n".join(str(p) for p in build_figures(collect(results, index), out, grids)))
     return 0
 
 
@@ -282,10 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="default: the config's tables folder")
     p.add_argument("--reference", help="the paper's numbers (default: the config's reference)")
     p.add_argument("--metric", choices=["final", "best"], default="final")
-    p = sub.add_parser("figures", help="Fig. 5 (Hessian trajectory) and Fig. 1 (output variance)")
+    p = sub.add_parser("figures", help="Fig. 5 (Hessian trajectory), Fig. 1 (output variance), training curves")
     _source_args(p)
     p.add_argument("--results", help="folder holding runs/ (default: the config's, or the index's folder)")
     p.add_argument("--out", help="default: the config's figures folder")
+    p.add_argument("--curve-grids", default="ablation",
+                   help="grids whose cells get a training-curve panel, comma-separated (e.g. ablation,main)")
     p = sub.add_parser("budget", help="jobs and GPU-hours of a workflow config")
     _source_args(p, with_index=False)
     p.add_argument("--timings", default="config/epoch_seconds.yaml")

@@ -121,6 +121,8 @@ class CudaOverrides:
     compile_mode: str | None = None
     fused_optimizer: bool | None = None
     fused_quant: bool | None = None
+    csd_compile: bool | None = None
+    teacher_cuda_graph: bool | None = None
 
     def __post_init__(self) -> None:
         if self.compile_mode is not None:
@@ -140,6 +142,11 @@ class RuntimeConfig:
     compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA graphs
     fused_optimizer: bool = False  # SGD's single fused kernel (torch.optim.SGD(fused=True))
     fused_quant: bool = True  # one autograd function per fake quantizer instead of an op chain
+    # Off until a GPU measurement shows they pay (bench/README.md): torch.compile of CSD alone
+    # (when the whole step is not compiled), and a CUDA graph of the teacher's forward (ignored
+    # off CUDA and inside a compiled step).
+    csd_compile: bool = False
+    teacher_cuda_graph: bool = False
     cuda: CudaOverrides = field(default_factory=CudaOverrides)  # speed keys for CUDA devices only
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
@@ -342,17 +349,44 @@ def dict_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def read_yaml_mapping(path: str | Path, what: str) -> dict:
+    """The mapping a YAML file holds, or one ConfigError line naming `what`, the file and, for a
+    syntax error, its line and column (the parser's own message names "<unicode string>" and
+    spans several lines)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as err:
+        raise ConfigError(f"{what} {path} is not valid YAML: {_yaml_problem(err)}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} does not hold a mapping (it holds {type(data).__name__})")
+    return data
+
+
+def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
+    """'line 2, column 1: expected ... (while parsing a flow sequence that starts at line 1, column 8)'."""
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    text = f"{at(err.problem_mark)}: {err.problem}" if err.problem_mark else str(err.problem or err.context)
+    if err.context and err.problem_mark:
+        text += f" ({err.context}" + (f" that starts at {at(err.context_mark)})" if err.context_mark else ")")
+    return text
+
+
 def load_config(source: str | Path | dict) -> RunConfig:
-    """RunConfig from a YAML/JSON file path or an already-parsed dict."""
+    """RunConfig from a YAML/JSON file path (errors then name the file) or an already-parsed dict."""
     if isinstance(source, dict):
         return from_dict(RunConfig, source)
-    path = Path(source)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} does not hold a mapping")
-    return from_dict(RunConfig, data)
+    data = read_yaml_mapping(source, "config file")
+    try:
+        return from_dict(RunConfig, data)
+    except ConfigError as err:
+        raise ConfigError(f"config file {source}: {err}") from None
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -1,7 +1,6 @@
-"""Shared fixtures: the real mini CIFAR-10 subset, tiny synthetic archives, a short-trained teacher."""
+"""Shared fixtures: the real CIFAR-10 fixture, tiny synthetic archives, a short-trained teacher."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +8,19 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-MINI_NPZ = Path(os.environ.get("FPQ_MINI_NPZ", REPO.parent / "shared" / "data" / "cifar10-mini.npz"))
+# Real CIFAR-10 images shipped with the repository (tests/data/make_fixture.py): 2,000 train and
+# 500 test, 200 and 50 per class, lossless. config/ci.yaml reads the same file.
+FIXTURE_NPZ = REPO / "tests" / "data" / "cifar10-fixture.npz"
+FIXTURE_TRAIN, FIXTURE_TEST = 2000, 500
 
 
 @pytest.fixture(scope="session")
 def mini_npz() -> Path:
-    if not MINI_NPZ.is_file():
-        pytest.skip(f"the mini CIFAR-10 subset is not at {MINI_NPZ} (set FPQ_MINI_NPZ)")
-    return MINI_NPZ
+    """The fixture's path. Missing means a broken checkout: the tests that need it fail, never skip."""
+    if not FIXTURE_NPZ.is_file():
+        pytest.fail(f"the CIFAR-10 fixture {FIXTURE_NPZ} is missing: it is part of the repository "
+                    f"(rebuild it with tests/data/make_fixture.py)")
+    return FIXTURE_NPZ
 
 
 def make_arrays(n_train: int = 40, n_test: int = 20, classes: int = 10, seed: int = 0) -> dict:
@@ -57,12 +61,13 @@ def qat_config(npz: Path, teacher: Path, method: str = "lsq", bits=(4, 4), epoch
 
 @pytest.fixture(scope="session")
 def trained_teacher(tmp_path_factory, mini_npz) -> Path:
-    """ResNet-20 trained 8 epochs on 2,500 real mini-CIFAR-10 images (about a minute on 2 cores)."""
+    """ResNet-20 trained 8 epochs on the fixture's 2,000 real CIFAR-10 images, tested on its 500
+    (about a minute on 2 cores)."""
     from fpq.config import load_config
     from fpq.run.train import run
 
     out = tmp_path_factory.mktemp("teacher")
-    run(load_config(teacher_config(mini_npz, epochs=8, train=2500, test=1000)), out)
+    run(load_config(teacher_config(mini_npz, epochs=8, train=FIXTURE_TRAIN, test=FIXTURE_TEST)), out)
     return out / "model.pt"
 
 

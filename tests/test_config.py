@@ -28,6 +28,23 @@ def test_yaml_file(tmp_path):
     assert cfg.arch == "resnet18" and cfg.optim.epochs == 3 and isinstance(cfg, RunConfig)
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("arch: [resnet20\n", "is not valid YAML: line 2, column 1: expected ',' or ']', but got '<stream end>' "
+                          "(while parsing a flow sequence that starts at line 1, column 7)"),
+    ("arch: resnet20\n method: fp\n", "is not valid YAML: line 2, column 8: mapping values are not allowed here"),
+    ("- resnet20\n", "does not hold a mapping (it holds list)"),
+    ("arch: resnet20\noptimiser: {}\n", ": optimiser: unknown key (did you mean 'optim'?)"),
+])
+def test_a_bad_yaml_file_is_named_with_its_line_and_column_on_one_line(tmp_path, text, expected):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"config file {path}") and expected in message, message
+    assert "<unicode string>" not in message and "\n" not in message
+
+
 @pytest.mark.parametrize("data, key", [
     (base(quant={"w_bit": 4}), "quant.w_bit: unknown key (did you mean 'quant.w_bits'?)"),
     (base(optimizer={}), "optimizer: unknown key"),

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -145,6 +144,13 @@ def test_ci_config_end_to_end(tmp_path):
     again = snakemake("-n", "--configfile", write_config(tmp_path, "ci", diverging_sam))
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # the HTML report, by the README's own command, of the config just run
+    command = re.search(r"`snakemake (--report report\.html[^`]*)`", (REPO / "README.md").read_text()).group(1)
+    report, config_file = tmp_path / "report.html", write_config(tmp_path, "ci", diverging_sam)
+    made = snakemake(*[{"report.html": str(report), "CONFIG": config_file}.get(a, a) for a in command.split()])
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert report.stat().st_size > 10_000 and "table2_ablation" in report.read_text(errors="replace")
+
     def reorder_and_probe_kd(config):
         diverging_sam(config)
         config["hessian"] = dict(reversed(list(config["hessian"].items())))  # same values, other order
@@ -172,6 +178,39 @@ def test_a_given_configfile_is_not_merged_into_the_default(tmp_path):
     out = snakemake("-n", "--configfile", write_config(tmp_path, "only_main", only_main))
     assert out.returncode == 0, out.stderr
     assert job_counts(out.stdout)["train_qat"] == 10 and "lsq+sfp" not in out.stdout
+
+
+def test_the_default_config_is_the_quick_run_in_folders_named_quick():
+    out = snakemake("-n")
+    assert out.returncode == 0, out.stderr
+    assert "results/quick/index.json" in out.stdout and "tables/quick/claims.md" in out.stdout
+    assert "results/config/" not in out.stdout
+
+
+def test_a_typo_in_a_workflow_config_names_the_file_and_the_key_it_meant(tmp_path):
+    def typo(config):
+        config["grids"]["main"]["method"] = config["grids"]["main"].pop("methods")
+
+    path = write_config(tmp_path, "typo", typo)
+    out = snakemake("-n", "--configfile", path)
+    assert out.returncode != 0
+    expected = f"workflow config {path}: grids.main.method: unknown key (did you mean 'grids.main.methods'?)"
+    assert expected in out.stdout + out.stderr  # a dry run logs to stdout
+
+
+def test_a_failing_job_shows_its_fpq_error_on_the_console(tmp_path):
+    """Every rule writes to its log; the default workflow profile (profiles/default) has Snakemake
+    print a failed job's log, so the console names the error, not only `message: None` and a path."""
+    (tmp_path / "notzip.npz").write_bytes(b"not a zip archive")
+
+    def bad_data(config):
+        config["seeds"] = [0]
+        config["data"]["cifar10"]["path"] = str(tmp_path / "notzip.npz")
+
+    out = snakemake("--cores", "1", "--configfile", write_config(tmp_path, "bad_data", bad_data))
+    assert out.returncode != 0
+    assert "fpq: error: data file" in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]
+    assert "is not a readable .npz archive" in out.stdout + out.stderr
 
 
 def test_a_config_writes_to_folders_named_after_it(tmp_path):

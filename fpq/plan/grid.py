@@ -9,16 +9,17 @@ with `teacher_seed`).
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
 
-from fpq.run.cell import Cell
-from fpq.config import ConfigError, HessianConfig, RunConfig, load_config
+from fpq.config import DATASETS, ConfigError, HessianConfig, RunConfig, load_config, read_yaml_mapping
 from fpq.method.registry import METHODS
 from fpq.plan.table_specs import GRID_TABLES
+from fpq.run.cell import Cell
 
 PROJECT = Path(__file__).resolve().parents[2]
 SCHEMA = PROJECT / "workflow" / "schemas" / "config.schema.yaml"
@@ -146,36 +147,70 @@ def load_workflow_config(path: str | Path, overrides: dict | None = None) -> dic
     """Read a workflow config, validate it against the workflow's JSON schema (defaults filled),
     name it after its file unless it names itself, and resolve its folders."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"workflow config {path} does not exist")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"workflow config {path} is not valid YAML: {err}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"workflow config {path} does not hold a mapping")
+    config = read_yaml_mapping(path, "workflow config")
     config.update(overrides or {})
     config.setdefault("name", path.stem)
-    return prepare_workflow_config(config)
+    return prepare_workflow_config(config, source=f"workflow config {path}")
 
 
-def prepare_workflow_config(config: dict) -> dict:
-    """Validate in place (defaults filled; ConfigError naming the first bad key) and resolve the
-    `{name}` in the folders. The Snakefile and load_workflow_config both end here."""
-    validate_workflow_config(config)
+def prepare_workflow_config(config: dict, source: str = "") -> dict:
+    """Validate in place (defaults filled; ConfigError naming `source`, e.g. the file, and the
+    first bad key) and resolve the `{name}` in the folders. The Snakefile and
+    load_workflow_config both end here."""
+    try:
+        validate_workflow_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}" if source else str(err)) from None
     for key in FOLDER_KEYS:
         config[key] = config[key].format(name=config["name"])
     return config
 
 
+def registry_enums() -> dict[str, list[str]]:
+    """The names each `x-registry` of the schema stands for, from the registries themselves."""
+    from fpq.models import MODELS, model_rank
+
+    return {"datasets": list(DATASETS), "models": sorted(MODELS, key=model_rank), "methods": list(METHODS),
+            "qat_methods": [m for m, spec in METHODS.items() if spec.quantizer is not None]}
+
+
+def _fill_registries(node, enums: dict):
+    if isinstance(node, dict):
+        if "x-registry" in node:
+            node = {**{k: v for k, v in node.items() if k != "x-registry"}, "enum": enums[node["x-registry"]]}
+        return {k: _fill_registries(v, enums) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill_registries(v, enums) for v in node]
+    return node
+
+
+def workflow_schema() -> dict:
+    """workflow/schemas/config.schema.yaml with each `x-registry: name` replaced by that registry's enum."""
+    return _fill_registries(yaml.safe_load(SCHEMA.read_text()), registry_enums())
+
+
 def validate_workflow_config(config: dict) -> None:
-    """Fill schema defaults (through $refs too) and raise ConfigError naming the first bad key."""
-    schema = yaml.safe_load(SCHEMA.read_text())
+    """Fill schema defaults (through $refs too) and raise ConfigError naming the first bad key
+    (an unknown one with a "did you mean", as a run config's)."""
+    schema = workflow_schema()
     errors = sorted(_defaulting_validator()(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
-        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ConfigError(f"{key}: {err.message}")
+        where = [str(p) for p in err.absolute_path]
+        unknown = _unknown_key(where, err) if err.validator == "additionalProperties" else None
+        raise ConfigError(unknown or f"{'.'.join(where) or '(top level)'}: {err.message}")
+
+
+def _unknown_key(where: list[str], err) -> str | None:
+    """'quant.w_bit: unknown key (did you mean 'quant.w_bits'?)' for the first key the schema lacks."""
+    known = list(err.schema.get("properties", {}))
+    extra = [str(k) for k in err.instance if k not in known] if isinstance(err.instance, dict) else []
+    if not extra:
+        return None
+    key, prefix = extra[0], "".join(f"{p}." for p in where)
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+    return f"{prefix}{key}: unknown key{hint}"
 
 
 def _defaulting_validator():

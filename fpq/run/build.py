@@ -13,12 +13,16 @@ from fpq.models import CifarModel, create_model
 from fpq.quant import prepare_qat
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, key: str = "runtime.device") -> torch.device:
+    """The device `name` stands for; `key` is where the user set it (a config key or a flag)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # a run config checks the spelling itself; a command-line flag arrives here
+        raise ConfigError(f"{key} is {name!r}, not a device (auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"runtime.device is {name!r} but CUDA is not available here (use auto or cpu)")
+        raise ConfigError(f"{key} is {name!r} but CUDA is not available here (use auto or cpu)")
     return device
 
 
@@ -36,33 +40,40 @@ def save_model(path: str | Path, model: nn.Module, cfg: RunConfig) -> Path:
     return save_torch(path, {"config": to_dict(cfg), "state_dict": model.state_dict()})
 
 
-def read_model_file(path: str | Path) -> tuple[dict, RunConfig]:
-    blob = load_torch(path, "model file")
+def read_model_file(path: str | Path, what: str = "model file") -> tuple[dict, RunConfig]:
+    """The saved blob and its config; errors say what the file is for (`what`) and where fpq looked."""
+    if not Path(path).is_file():  # a relative path alone does not say where it was looked for
+        hint = "; train it first (fpq pretrain) or point teacher: at its model.pt" if what == "teacher" else ""
+        raise CheckpointError(f"{what} {path} does not exist (looked for {Path(path).resolve()}){hint}")
+    blob = load_torch(path, what)
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
-        raise CheckpointError(f"model file {path} is not an fpq model (no config/state_dict)")
+        raise CheckpointError(f"{what} {path} is not an fpq model (no config/state_dict)")
     return blob, load_config(blob["config"])
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu",
                expect: RunConfig | None = None) -> tuple[CifarModel, RunConfig]:
-    """A saved model.pt of any run, rebuilt from the config stored beside its weights."""
-    blob, cfg = read_model_file(path)
+    """A saved model.pt of any run, rebuilt from the config stored beside its weights; with
+    `expect`, the teacher of that run (refused unless it fits)."""
+    what = "model file" if expect is None else "teacher"
+    blob, cfg = read_model_file(path, what)
     if expect is not None:
         _check_teacher_fits(path, cfg, expect)
     model = skeleton(cfg)
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as err:
-        raise CheckpointError(f"model file {path} does not match its own config: {str(err)[:300]}") from None
+        raise CheckpointError(f"{what} {path} does not match its own config: {str(err)[:300]}") from None
     return model.to(device), cfg
 
 
 def _check_teacher_fits(path, tcfg: RunConfig, cfg: RunConfig) -> None:
-    mismatches = [f"{key} {got!r} != {want!r}" for key, got, want in (
-        ("arch", tcfg.arch, cfg.arch), ("dataset", tcfg.data.dataset, cfg.data.dataset),
-        ("method", tcfg.method, "fp")) if got != want]
+    mismatches = [f"the teacher's {key} is {got!r}, this run's {want!r}" for key, got, want in (
+        ("arch", tcfg.arch, cfg.arch), ("dataset", tcfg.data.dataset, cfg.data.dataset)) if got != want]
+    if tcfg.method != "fp":
+        mismatches.append(f"the teacher's method is {tcfg.method!r}, a teacher must be an 'fp' run")
     if mismatches:
-        raise CheckpointError(f"teacher {path} does not fit this run: {', '.join(mismatches)}")
+        raise CheckpointError(f"teacher {path} does not fit this run: {'; '.join(mismatches)}")
 
 
 def load_teacher(cfg: RunConfig, device: torch.device) -> CifarModel:

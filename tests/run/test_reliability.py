@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from fpq.run.build import save_model
 from fpq.cli import main
 from fpq.config import load_config
 from fpq.io import atomic_write, read_json
+from fpq.run.build import save_model
 from tests.conftest import make_arrays, qat_config, teacher_config, write_yaml
 
 
@@ -91,10 +91,15 @@ def _bad_inputs(tmp_path, npz, teacher):
          {"s.npz": {**a(), "x_train": a()["x_train"][:, :16]}}, "x_train has shape (40, 16, 32, 3)"),
         ("label range", data(tmp_path / "l.npz"), {"l.npz": {**a(), "y_train": a()["y_train"] * 3}},
          "outside [0, 10)"),
-        ("teacher arch", {**good(), "teacher": str(other_arch)}, {}, "arch 'resnet18' != 'resnet20'"),
-        ("teacher dataset", {**good(), "teacher": str(cifar100_teacher)}, {}, "dataset 'cifar100' != 'cifar10'"),
-        ("teacher missing", {**good(), "teacher": str(tmp_path / "none.pt")}, {}, "none.pt does not exist"),
-        ("teacher truncated", {**good(), "teacher": str(truncated)}, {}, "is truncated or corrupt"),
+        ("teacher arch", {**good(), "teacher": str(other_arch)}, {},
+         "does not fit this run: the teacher's arch is 'resnet18', this run's 'resnet20'"),
+        ("teacher dataset", {**good(), "teacher": str(cifar100_teacher)}, {},
+         "does not fit this run: the teacher's dataset is 'cifar100', this run's 'cifar10'"),
+        ("teacher missing", {**good(), "teacher": str(tmp_path / "none.pt")}, {},
+         f"teacher {tmp_path / 'none.pt'} does not exist (looked for {tmp_path / 'none.pt'})"),
+        ("teacher truncated", {**good(), "teacher": str(truncated)}, {}, f"teacher {truncated} is truncated or corrupt"),
+        ("train_subset", data(npz) | {"data": {"source": "npz", "path": str(npz), "train_subset": 5}}, {},
+         "data.train_subset is 5, below the minimum of 10"),
         ("resume truncated", good(), {"out/checkpoint.pt": b"PK\x03\x04trunc"}, "checkpoint.pt is truncated"),
     ]
 
@@ -102,11 +107,12 @@ def _bad_inputs(tmp_path, npz, teacher):
 BAD_NAMES = ["unknown key", "wrong type", "bits 1", "bits 9", "dataset", "arch", "method", "p above 1",
              "p below 0", "negative epochs", "negative lr", "missing npz", "corrupt npz", "missing keys",
              "wrong dtype", "wrong shape", "label range", "teacher arch", "teacher dataset", "teacher missing",
-             "teacher truncated", "resume truncated"]
+             "teacher truncated", "train_subset", "resume truncated"]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
-def test_bad_input_is_refused_naming_the_cause(name, tmp_path, mini_npz, quick_teacher, capsys):
+def test_bad_input_is_refused_naming_the_cause_and_leaves_no_half_made_run_folder(name, tmp_path, mini_npz,
+                                                                                    quick_teacher, capsys):
     items = {item[0]: item[1:] for item in _bad_inputs(tmp_path, mini_npz, quick_teacher)}
     assert set(items) == set(BAD_NAMES)
     cfg, files, expected = items[name]
@@ -122,7 +128,25 @@ def test_bad_input_is_refused_naming_the_cause(name, tmp_path, mini_npz, quick_t
     err = capsys.readouterr().err
     assert code == 2, err
     assert expected in err
-    assert not (tmp_path / "out" / "metrics.json").exists()
+    # refused before the run folder gets a file: only what the test put there (a checkpoint) is in it
+    out, placed = tmp_path / "out", {rel.removeprefix("out/") for rel in files if rel.startswith("out/")}
+    left = sorted(os.listdir(out)) if out.exists() else []
+    assert left == sorted(placed), left
+
+
+def test_a_failed_teacher_is_recorded_as_a_failed_result_not_refused_as_bad_input(mini_npz, tmp_path, capsys):
+    """The teacher check runs before the run folder is made, yet a failed teacher is a result: the
+    workflow (--record-failures) gets a finished run marked failed, naming the teacher."""
+    from fpq.io import write_json
+
+    teacher = tmp_path / "teacher"
+    write_json(teacher / "metrics.json", {"run_id": "resnet20_cifar10_fp_s0", "status": "failed",
+                                          "error": "DivergenceError: diverged at epoch 3"})
+    path = write_yaml(tmp_path / "run.yaml", qat_config(mini_npz, teacher / "model.pt", "lsq", train=64, test=20))
+    code = main(["qat", "--config", str(path), "--out", str(tmp_path / "out"), "--record-failures"])
+    assert code == 0, capsys.readouterr().err
+    metrics = read_json(tmp_path / "out" / "metrics.json")
+    assert metrics["status"] == "failed" and "TeacherFailed: teacher resnet20_cifar10_fp_s0 failed" in metrics["error"]
 
 
 def test_nan_loss_stops_the_run_nonzero_without_metrics(quick_teacher, mini_npz, tmp_path, monkeypatch, capsys):
