@@ -2,7 +2,8 @@
 
 Default: the fused LSQ quantizer (runtime.fused_quant, on by default) against the reference op
 chain, LSQ W2A4 on ResNet-20 from one short-trained teacher, on the real mini CIFAR-10 subset,
-over several seeds; prints mean ± std of each and Welch's verdict on the difference.
+over several seeds; prints mean ± std of each and the verdict on the per-seed (paired) difference
+with its 95% CI and the smallest difference these seeds could detect.
 `--key bf16,teacher_bf16 --method fpq` (or channels_last, compile) checks those paths instead;
 they run on CPU too (slowly), and are meant for CUDA.
 
@@ -16,8 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from fpq.config import load_config
-from fpq.report.results import compare, stat_of
+from fpq.report.results import stat_of
+from fpq.report.stats import compare_seeds, verdict_text
 from fpq.run.train import run
 
 
@@ -51,12 +55,12 @@ def main(argv=None) -> int:
             accs[value].append(run(cfg, work / f"{value}_{seed}")["final"]["top1"])
             print(f"seed {seed} {args.key}={value}: top-1 {accs[value][-1]:.2f}", flush=True)
     on, off = stat_of(accs[True]), stat_of(accs[False])
-    verdict, diff, p_value = compare(on, off)
+    c = compare_seeds(pd.Series(accs[True]), pd.Series(accs[False]))  # seeds pair: same teacher, data order
     print(f"\n{args.key}=true : {on.mean:.2f} ± {on.std:.2f} (n={on.n})")
     print(f"{args.key}=false: {off.mean:.2f} ± {off.std:.2f} (n={off.n})")
-    outcome = ("no difference beyond seed noise" if verdict == "within seed noise"
-               else f"differs beyond seed noise ({verdict})")
-    print(f"difference {diff:+.2f}, Welch p = {p_value:.3f}: {outcome}")
+    print(f"difference {c.gain:+.2f}, 95% CI [{c.low:+.2f}, {c.high:+.2f}], {c.test} p = {c.p_value:.2g}; "
+          f"this design detects >= {c.mde:.2f} points: {verdict_text(c)}")
+    diff, p_value = c.gain, c.p_value
     if args.json:
         Path(args.json).write_text(json.dumps({"key": args.key, "on": accs[True], "off": accs[False],
                                                "diff": diff, "p_value": p_value}, indent=2))

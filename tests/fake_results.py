@@ -5,10 +5,10 @@ import copy
 from pathlib import Path
 from typing import Callable
 
-from fpq.run.cell import Cell
+from fpq.io import write_json
 from fpq.plan.grid import expand, prepare_workflow_config
 from fpq.plan.index import RunIndex
-from fpq.io import write_json
+from fpq.run.cell import Cell
 
 BASE = {"name": "synthetic", "seeds": [0, 1, 2], "data": {"cifar10": {"source": "npz", "path": "x.npz"},
                                                           "cifar100": {"source": "npz", "path": "y.npz"}},
@@ -23,8 +23,10 @@ def workflow_config(results: Path, grids: dict, **extra) -> dict:
 
 
 def write_results(config: dict, top1: Callable[[Cell], float | None], trace: Callable[[Cell], float] = None,
-                  variance: Callable[[Cell], float] = None, trajectory: Callable[[Cell], list] = None) -> RunIndex:
-    """metrics.json (+ hessian.json, variance.json) for every run of the config; top1 None = failed."""
+                  variance: Callable[[Cell], float] = None, trajectory: Callable[[Cell], list] = None,
+                  history: Callable[[Cell], list] = None, probes: int | None = None, sigma: float = 0.1) -> RunIndex:
+    """metrics.json (+ hessian.json with `probes` if given, variance.json at `sigma`) for every run of
+    the config; top1 None = failed. `history` gives a run's per-epoch rows (epoch, test_acc)."""
     plan = expand(config)
     results = Path(config["results"])
     for rid, run in plan.runs.items():
@@ -36,9 +38,12 @@ def write_results(config: dict, top1: Callable[[Cell], float | None], trace: Cal
             continue
         write_json(folder / "metrics.json", {**identity, "status": "ok", "final": {"top1": value},
                                              "best": {"top1": value + 0.5, "epoch": 3},
-                                             "hessian_trajectory": trajectory(cell) if trajectory else []})
+                                             "hessian_trajectory": trajectory(cell) if trajectory else [],
+                                             "history": history(cell) if history else []})
         if trace and rid in plan.hessian_ids:
-            write_json(folder / "hessian.json", {**identity, "status": "ok", "trace": {"mean": trace(cell)}})
+            found = {"mean": trace(cell), **({"probes": probes} if probes else {})}
+            write_json(folder / "hessian.json", {**identity, "status": "ok", "trace": found})
         if variance and rid in plan.variance_ids:
-            write_json(folder / "variance.json", {**identity, "status": "ok", "logit_variance": variance(cell)})
+            write_json(folder / "variance.json", {**identity, "status": "ok", "sigma": sigma,
+                                                  "logit_variance": variance(cell)})
     return RunIndex.from_plan(plan)

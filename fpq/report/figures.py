@@ -1,38 +1,25 @@
-"""Fig. 5 (Hessian trace during QAT, LSQ vs FPQ at the main p) and Fig. 1 (output variance).
+"""Fig. 5 (Hessian trace during QAT, LSQ vs FPQ at the main p), Fig. 1 (output variance) and the
+training curves (`fpq.report.curves`).
 
 Each figure is built from a data function (`fig5_series`, `fig1_bars`) that the tests check
-directly; the plotting only draws what those return. Runs come from the run index.
+directly; the plotting only draws what those return, and says in the figure what its lines, bands
+and bars are. Runs come from the run index; a figure with nothing to draw says why.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from fpq.report.curves import CURVE_GRIDS, curves_figure
+from fpq.report.formats import distinct
+from fpq.report.plots import band, band_panel, color, empty, panel_grid, plt, readable_ticks, save
+from fpq.report.results import Collected, select, unique_cells
+from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label, setting_rank
 
-from fpq.run.cell import (ARCH_ORDER, DATASET_LABELS, arch_label, bits_label, bits_rank, method_label,  # noqa: E402
-                      order_rank, setting_rank)
-from fpq.io import atomic_write  # noqa: E402
-from fpq.report.results import Collected, select, unique_cells  # noqa: E402
-
-COLORS = {"lsq": "tab:blue", "fpq": "tab:red", "fp": "tab:gray"}
 FIG5_METHODS = ("lsq", "fpq")
 FIG1_METHODS = ("fp", "lsq", "fpq")
-
-
-def _save(fig, out: Path, name: str) -> list[Path]:
-    paths = []
-    for ext in ("png", "pdf"):
-        path = out / f"{name}.{ext}"
-        atomic_write(path, lambda f, ext=ext: fig.savefig(f, format=ext, bbox_inches="tight", dpi=150))
-        paths.append(path)
-    plt.close(fig)
-    return paths
 
 
 def _unique_ok(collected: Collected) -> pd.DataFrame:
@@ -41,19 +28,15 @@ def _unique_ok(collected: Collected) -> pd.DataFrame:
 
 
 def _band(trajectories: list[list[dict]]) -> dict:
-    """Mean and std (ddof=1; 0 for one run) over runs of the trace at each integer epoch, and the
-    band mean ± std drawn around it, clipped at 0 (a trace band below zero would be an artefact
-    of few seeds, not a measurement)."""
-    table = pd.concat([pd.DataFrame(t).set_index("epoch")["mean"] for t in trajectories], axis=1)
-    mean, std = table.mean(axis=1).to_numpy(), table.std(axis=1, ddof=1).fillna(0.0).to_numpy()
-    return {"epoch": table.index.to_numpy(dtype=int), "mean": mean, "std": std, "low": np.clip(mean - std, 0, None),
-            "high": mean + std, "n": len(trajectories)}
+    """The trace's mean ± std band over runs at each epoch, clipped at 0 (a trace band below zero
+    would be an artefact of few seeds, not a measurement)."""
+    return band([pd.DataFrame(t).set_index("epoch")["mean"] for t in trajectories], floor=0.0)
 
 
 def fig5_series(collected: Collected) -> dict[tuple, dict[str, dict]]:
     """{(dataset, arch, w_bits, a_bits): {method: band}} for LSQ and FPQ at the main p."""
     ok = _unique_ok(collected)
-    ok = ok[ok.trajectory.map(bool)]
+    ok = ok[ok.trajectory.map(bool).astype(bool)]  # an object-dtype mask on no rows would select columns
     out: dict[tuple, dict[str, dict]] = {}
     for method in FIG5_METHODS:
         rows = select(ok, method=method, p=collected.main_p if method == "fpq" else None)
@@ -62,22 +45,29 @@ def fig5_series(collected: Collected) -> dict[tuple, dict[str, dict]]:
     return out
 
 
-def _panel_grid(keys) -> tuple[list[tuple], list[tuple]]:
-    rows = sorted({(d, a) for d, a, _, _ in keys}, key=lambda k: (k[0], order_rank(ARCH_ORDER, k[1])))
-    cols = sorted({(w, a) for _, _, w, a in keys}, key=lambda k: bits_rank(*k))
-    return rows, cols
+def fig5_caption(collected: Collected) -> str:
+    """What the lines and bands are, and the probe counts behind them (the trajectory's and the final
+    trace's may differ)."""
+    ok = _unique_ok(collected)
+    trajectory = distinct([e["probes"] for t in ok.trajectory for e in t if "probes" in e])
+    final = distinct(ok.hessian_probes)
+    text = "Line: mean over seeds (n in each legend); band: ± 1 std over them, clipped at 0."
+    if trajectory:
+        text += f" Hutchinson trace, {trajectory} probes a point"
+        text += (f"; the final models' trace (claims) uses {final}." if final and final != trajectory else ".")
+    return text
 
 
-def hessian_figure(collected: Collected, out: Path) -> list[Path]:
+def hessian_plot(collected: Collected):
     """Rows = dataset x arch, columns = bit settings; mean ± std band over seeds, clipped at 0."""
     series = fig5_series(collected)
-    rows, cols = _panel_grid(series) if series else ([None], [None])
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows)), squeeze=False,
+    rows, cols = panel_grid(series) if series else ([None], [None])
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows) + 0.6), squeeze=False,
                              constrained_layout=True)
     if not series:
-        axes[0, 0].text(0.5, 0.5, "no Hessian trajectories in the run index", ha="center", va="center")
-        axes[0, 0].set_axis_off()
-        return _save(fig, out, "fig5_hessian")
+        empty(axes[0, 0], "no Hessian trajectories in the run index", collected)
+        return fig
+    fig.suptitle(f"Hessian trace during QAT\n{fig5_caption(collected)}", fontsize=8)
     for i, (dataset, arch) in enumerate(rows):
         for j, (w, a) in enumerate(cols):
             ax = axes[i, j]
@@ -85,17 +75,15 @@ def hessian_figure(collected: Collected, out: Path) -> list[Path]:
             if not panel:
                 ax.set_axis_off()
                 continue
-            for method, band in panel.items():
-                label = method_label(method) + (f" (p={collected.main_p:g})" if method == "fpq" else "")
-                ax.plot(band["epoch"], band["mean"], color=COLORS[method], marker=".", label=f"{label}, n={band['n']}")
-                ax.fill_between(band["epoch"], band["low"], band["high"], color=COLORS[method], alpha=0.2)
-            ax.set_title(f"{arch_label(arch)}, {DATASET_LABELS.get(dataset, dataset)}, {bits_label(w, a)}", fontsize=9)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("epoch")
-            if j == 0:
-                ax.set_ylabel("Hessian trace")
-            ax.legend(fontsize=7, loc="upper right")
-    return _save(fig, out, "fig5_hessian")
+            lines = [(method_label(method) + (f" (p={collected.main_p:g})" if method == "fpq" else ""), method, line)
+                     for method, line in panel.items()]
+            band_panel(ax, lines, f"{arch_label(arch)}, {DATASET_LABELS.get(dataset, dataset)}, {bits_label(w, a)}",
+                       "Hessian trace" if j == 0 else None, "upper right")
+    return fig
+
+
+def hessian_figure(collected: Collected, out: Path) -> list[Path]:
+    return save(hessian_plot(collected), out, "fig5_hessian")
 
 
 def fig1_bars(collected: Collected) -> dict[tuple, dict[str, tuple[float, float, int]]]:
@@ -119,26 +107,44 @@ def fig1_bars(collected: Collected) -> dict[tuple, dict[str, tuple[float, float,
     return out
 
 
-def variance_figure(collected: Collected, out: Path) -> list[Path]:
+def _legend_n(bars: dict, method: str) -> str:
+    ns = sorted({b[method][2] for b in bars.values() if method in b})
+    return f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}–{ns[-1]}"
+
+
+def variance_plot(collected: Collected):
+    """Bars: mean logit variance over seeds per method and setting; error bars: ± 1 std (none for n = 1)."""
     bars = fig1_bars(collected)
     keys = sorted(bars, key=setting_rank)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(keys)), 3.5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(keys)), 3.8), constrained_layout=True)
     if not keys:
-        ax.text(0.5, 0.5, "no output-variance results in the run index", ha="center", va="center")
-        ax.set_axis_off()
-        return _save(fig, out, "fig1_variance")
+        empty(ax, "no output-variance results in the run index", collected)
+        return fig
     width = 0.8 / len(FIG1_METHODS)
     for i, method in enumerate(FIG1_METHODS):
+        if not any(method in bars[k] for k in keys):
+            continue
         values = [bars[k].get(method, (np.nan, 0.0, 0)) for k in keys]
-        ax.bar(np.arange(len(keys)) + i * width, [v[0] for v in values], width, yerr=[v[1] for v in values],
-               color=COLORS[method], label=method_label(method))
+        errors = [v[1] if v[2] > 1 else np.nan for v in values]  # one seed has no spread to draw
+        ax.bar(np.arange(len(keys)) + i * width, [v[0] for v in values], width, yerr=errors,
+               capsize=3, color=color(method), label=f"{method_label(method)} ({_legend_n(bars, method)})")
     labels = [f"{arch_label(a)}\n{DATASET_LABELS.get(d, d)}\n{bits_label(w, b)}" for d, a, w, b in keys]
     ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, labels, fontsize=7)
-    ax.set_ylabel("output variance (logits)")
-    ax.set_title("Output variance under Gaussian input noise (FP = the teacher)")
+    largest = max(m + s for b in bars.values() for m, s, _ in b.values())
+    readable_ticks(ax, "y", largest, "output variance (logits)")
+    sigma = distinct(_unique_ok(collected).variance_sigma)
+    noise = f"Gaussian input noise, σ = {sigma}" if sigma else "Gaussian input noise"
+    ax.set_title(f"Output variance under {noise} (FP = the teacher)\n"
+                 "bars: mean over n seeds (legend); error bars: ± 1 std over them", fontsize=9)
     ax.legend(fontsize=8)
-    return _save(fig, out, "fig1_variance")
+    return fig
 
 
-def build_figures(collected: Collected, out: Path) -> list[Path]:
-    return hessian_figure(collected, out) + variance_figure(collected, out)
+def variance_figure(collected: Collected, out: Path) -> list[Path]:
+    return save(variance_plot(collected), out, "fig1_variance")
+
+
+def build_figures(collected: Collected, out: Path, curve_grids: tuple[str, ...] = CURVE_GRIDS) -> list[Path]:
+    """Fig. 5, Fig. 1 and the training curves of the cells of `curve_grids` (the ablation grid; add
+    "main" for the main grid's)."""
+    return hessian_figure(collected, out) + variance_figure(collected, out) + curves_figure(collected, out, curve_grids)

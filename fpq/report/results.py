@@ -14,10 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from fpq.run.cell import setting_rank
 from fpq.plan.index import RunIndex
+from fpq.report.formats import TOP1
+from fpq.report.stats import verdict_text, welch
+from fpq.run.cell import setting_rank
 
 CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
+RUN_COLUMNS = ["stage", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
+               "hessian_probes", "output_variance", "variance_sigma"]
 
 
 @dataclass(frozen=True)
@@ -49,24 +53,34 @@ def _measurement(data: dict | None, key: str) -> float:
 
 def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dict:
     folder = results / "runs" / rid
-    row = {"run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "error": ""}
+    row = {"run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "history": [], "error": ""}
     metrics = _read(folder / "metrics.json", unreadable)
     failed = _read(folder / "failed.json", unreadable)
     if metrics is not None and metrics.get("status", "ok") == "ok":
-        row.update(status="ok", top1=float(metrics[metric]["top1"]), trajectory=metrics.get("hessian_trajectory", []))
+        row.update(status="ok", top1=float(metrics[metric]["top1"]), trajectory=metrics.get("hessian_trajectory", []),
+                   history=metrics.get("history", []))
     elif metrics is not None or failed is not None:
         row.update(status="failed", error=(metrics or failed).get("error", "unknown error"))
-    row["hessian_trace"] = _measurement(_read(folder / "hessian.json", unreadable), "trace.mean")
-    row["output_variance"] = _measurement(_read(folder / "variance.json", unreadable), "logit_variance")
+    hessian, variance = _read(folder / "hessian.json", unreadable), _read(folder / "variance.json", unreadable)
+    row["hessian_trace"] = _measurement(hessian, "trace.mean")
+    row["hessian_probes"] = _optional(hessian, "trace.probes")
+    row["output_variance"] = _measurement(variance, "logit_variance")
+    row["variance_sigma"] = _optional(variance, "sigma")
     return row
+
+
+def _optional(data: dict | None, key: str) -> float:
+    """A measurement's setting (probes, sigma), NaN where the file does not record it."""
+    try:
+        return _measurement(data, key)
+    except (KeyError, TypeError, ValueError):
+        return math.nan
 
 
 def collect(results: str | Path, index: RunIndex, metric: str = "final") -> Collected:
     results, unreadable = Path(results), []
     runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, **_run_row(results, rid, metric, unreadable)}
-                         for rid, r in index.runs.items()], columns=CELL + ["stage", "run_id", "status", "top1",
-                                                                            "trajectory", "error", "hessian_trace",
-                                                                            "output_variance"])
+                         for rid, r in index.runs.items()], columns=CELL + RUN_COLUMNS)
     measured = runs.drop(columns=CELL + ["stage"]).set_index("run_id")
     entries = pd.DataFrame([{"grid": e.grid, **e.cell.as_dict(), "run_id": e.run_id} for e in index.entries],
                            columns=["grid"] + CELL + ["run_id"])
@@ -129,24 +143,14 @@ def select(frame: pd.DataFrame, **key) -> pd.DataFrame:
     return sel
 
 
-def compare(a: Stat, b: Stat, higher_is_better: bool = True, alpha: float = 0.05) -> tuple[str, float, float]:
-    """Verdict on 'a beats b' by Welch's two-sided t-test over seeds at level `alpha`.
+def values(rows: pd.DataFrame, column: str = "top1") -> pd.Series:
+    """The ok rows' values by seed (index = seed): what a paired comparison lines up."""
+    ok = rows[(rows.status == "ok") & rows[column].notna()]
+    return pd.Series(ok[column].to_numpy(dtype=float), index=ok.seed.to_numpy(dtype=int), dtype=float)
 
-    Returns (verdict, difference in the better direction, p-value). Seeds are few, so the test
-    uses the t distribution with Welch-Satterthwaite degrees of freedom, not a normal cut.
-    """
-    from scipy import stats
 
-    diff = a.mean - b.mean if higher_is_better else b.mean - a.mean
-    if a.n < 2 or b.n < 2:
-        return "undetermined (fewer than 2 seeds)", diff, math.nan
-    va, vb = a.std ** 2 / a.n, b.std ** 2 / b.n
-    if va + vb == 0:
-        verdict = "holds" if diff > 0 else "does not hold" if diff < 0 else "within seed noise"
-        return verdict, diff, 0.0 if diff else 1.0
-    t = diff / math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
-    p_value = float(2 * stats.t.sf(abs(t), dof))
-    if p_value >= alpha:
-        return "within seed noise", diff, p_value
-    return ("holds" if diff > 0 else "does not hold"), diff, p_value
+def compare(a: Stat, b: Stat, higher_is_better: bool = True) -> tuple[str, float, float]:
+    """(verdict, gain of a in the better direction, p-value) by Welch's t-test from two summaries,
+    for callers that have only means and stds; tables and claims pair seeds (fpq.report.stats)."""
+    c = welch(a.mean, a.std, a.n, b.mean, b.std, b.n, higher_is_better)
+    return verdict_text(c, TOP1), c.gain, c.p_value

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
-from fpq.report.claims import claims_markdown
-from fpq.plan.index import RunIndex
 from fpq.io import write_text
-from fpq.method.registry import METHODS
-from fpq.report.results import Collected, Stat, collect, select, settings, summarize
+from fpq.method.registry import METHODS, method_rank
+from fpq.plan.index import RunIndex
 from fpq.plan.table_specs import TABLES, TableSpec
+from fpq.report.claims import claims_markdown
+from fpq.report.results import Collected, Stat, collect, select, settings, summarize
+from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
 
 OURS, DELTA = "Ours (mean ± std)", "Δ (ours − paper)"
 
@@ -49,6 +49,13 @@ def _paper(ref: pd.DataFrame, spec: TableSpec, dataset, arch, method: str, w: in
     return (float(hit.top1.iloc[0]), str(hit.note.iloc[0])) if len(hit) else (math.nan, "")
 
 
+def row_methods(spec: TableSpec, trained: set[str]) -> list[str]:
+    """The methods a setting's rows show: the spec's in its order, then every other method its grid
+    trained (paper order), so a method added to a grid is never trained and left out of its table."""
+    extra = sorted(trained - set(spec.methods) - {"fp"}, key=method_rank)
+    return [m for m in spec.methods if m in trained] + extra
+
+
 def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_p: float) -> Table:
     mine = entries[entries.grid == spec.grid]
     if spec.dataset:
@@ -65,7 +72,7 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
             rows.append(Row({**lead, "Bits": "FP", "Method": "FP"}, summarize(sel),
                             *_paper(ref, spec, dataset, arch, "fp", 32, 32)))
         setting = select(mine, dataset=dataset, arch=arch, w_bits=w, a_bits=a)
-        for method in (m for m in spec.methods if m in set(setting.method)):
+        for method in row_methods(spec, set(setting.method)):
             ps = sorted(setting[setting.method == method].p.dropna().unique()) if spec.by_p else (
                 [main_p] if METHODS[method].sfp else [None])
             for p in ps:
@@ -160,5 +167,5 @@ def build_tables(results: Path, index: RunIndex, out: Path, reference: Path, met
         title = f"{table_number(spec)}: {spec.title}"
         written.append(write_text(out / f"{spec.name}.md", to_markdown(table, metric, title)))
         written.append(write_text(out / f"{spec.name}.tex", to_latex(table, metric)))
-    written.append(write_text(out / "claims.md", claims_markdown(collected)))
+    written.append(write_text(out / "claims.md", claims_markdown(collected, ref)))
     return written

@@ -5,7 +5,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fpq.report.figures import fig1_bars, fig5_series, hessian_figure, variance_figure
+from fpq.plan.grid import expand
+from fpq.plan.index import RunIndex
+from fpq.report.curves import curve_series, curves_figure, curves_plot
+from fpq.report.figures import (
+    build_figures,
+    fig1_bars,
+    fig5_series,
+    hessian_figure,
+    hessian_plot,
+    variance_figure,
+    variance_plot,
+)
 from fpq.report.results import collect
 from tests.fake_results import workflow_config, write_results
 
@@ -72,3 +83,83 @@ def test_fig1_bars_are_fp_lsq_and_fpq_at_the_main_p(tmp_path):
     assert bars["fp"] == (2.0, 1.0, 3) and bars["lsq"] == (4.0, 1.0, 3)
     assert bars["fpq"] == pytest.approx((3.1, 1.0, 3))  # p = 0.5 is not probed (main p only)
     assert variance_figure(collect(tmp_path / "results", index), tmp_path / "fig")[0].stat().st_size > 1000
+
+
+def history(cell):
+    """Test top-1 70 + epoch + seed, plus 5 for FPQ: mean 71 + epoch (+5), std 1 over seeds 0, 1, 2."""
+    return [{"epoch": e, "test_acc": 70.0 + e + cell.seed + (5.0 if cell.method == "fpq" else 0.0)} for e in (1, 2, 3)]
+
+
+ABLATION = {"datasets": ["cifar10"], "archs": ["resnet18"], "bits": ["w2a4"],
+            "methods": ["lsq", "lsq+sfp", "lsq+csd", "fpq"]}
+
+
+def test_training_curves_are_mean_and_std_per_method_over_the_ablation_cells(tmp_path):
+    grids = {"ablation": ABLATION,
+             "main": {"datasets": ["cifar10"], "archs": ["resnet18"], "bits": ["w4a4"], "methods": ["lsq", "fpq"]}}
+    config = workflow_config(tmp_path / "results", grids)
+    failing = lambda c: None if c.method == "lsq+csd" and c.seed == 0 else 90.0  # noqa: E731
+    collected = collect(tmp_path / "results", write_results(config, failing, history=history))
+    series = curve_series(collected)
+    assert list(series) == [CELL]  # the main grid's W4A4 cell only when asked
+    panel = series[CELL]
+    assert list(panel) == [("lsq", None), ("lsq+sfp", 0.1), ("lsq+csd", None), ("fpq", 0.1)]  # the paper's order
+    np.testing.assert_allclose(panel[("lsq", None)]["mean"], [72.0, 73.0, 74.0])
+    np.testing.assert_allclose(panel[("fpq", 0.1)]["mean"], [77.0, 78.0, 79.0])
+    np.testing.assert_allclose(panel[("lsq", None)]["std"], [1.0] * 3)
+    assert panel[("lsq+csd", None)]["n"] == 2 and list(panel[("lsq", None)]["epoch"]) == [1, 2, 3]
+    assert set(curve_series(collected, ("ablation", "main"))) == {CELL, ("cifar10", "resnet18", 4, 4)}
+    paths = curves_figure(collected, tmp_path / "fig")
+    assert [p.name for p in paths] == ["training_curves.png", "training_curves.pdf"]
+    caption = curves_plot(collected)._suptitle.get_text()
+    assert "mean over seeds" in caption and "± 1 std" in caption
+
+
+def figure_text(fig) -> str:
+    texts = [t.get_text() for t in fig.texts] + [fig._suptitle.get_text() if fig._suptitle else ""]
+    for ax in fig.axes:
+        texts += [ax.get_title(), ax.get_ylabel()] + [t.get_text() for t in ax.texts]
+        if ax.get_legend():
+            texts += [t.get_text() for t in ax.get_legend().get_texts()]
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("written, counts", [(True, "0 ok, 15 failed, 0 missing"), (False, "0 ok, 0 failed, 15 missing")],
+                         ids=["every run failed (a diverged teacher)", "no run yet"])
+def test_figures_build_from_any_index_and_say_why_a_panel_is_empty(tmp_path, written, counts):
+    config = workflow_config(tmp_path / "results", {"ablation": ABLATION})
+    index = write_results(config, lambda c: None) if written else RunIndex.from_plan(expand(config))
+    collected = collect(tmp_path / "results", index)
+    paths = build_figures(collected, tmp_path / "fig")
+    assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in ("fig5_hessian", "fig1_variance",
+                                                                        "training_curves") for e in ("png", "pdf"))
+    for plot, why in ((hessian_plot, "no Hessian trajectories"), (variance_plot, "no output-variance results"),
+                      (curves_plot, "no training histories of the ablation grid")):
+        text = figure_text(plot(collected))
+        assert why in text and f"15 runs in the run index: {counts}" in text, text
+
+
+def test_fig5_says_what_its_band_is_and_that_its_probes_differ_from_the_final_trace(tmp_path):
+    grids = {"ablation": {**ABLATION, "methods": ["lsq", "fpq"]}}
+    config = workflow_config(tmp_path / "results", grids)
+    probed = lambda c: [{**point, "probes": 8} for point in trajectory(c)]  # noqa: E731
+    index = write_results(config, lambda c: 90.0, trace=lambda c: 1000.0, trajectory=probed, probes=32)
+    text = figure_text(hessian_plot(collect(tmp_path / "results", index)))
+    assert "Line: mean over seeds (n in each legend); band: ± 1 std over them, clipped at 0." in text
+    assert "8 probes a point; the final models' trace (claims) uses 32." in text and "LSQ, n=3" in text
+
+
+def test_fig1_states_sigma_what_its_error_bars_are_and_has_readable_ticks(tmp_path):
+    grids = {"ablation": {**ABLATION, "methods": ["lsq", "fpq"]}}
+    config = workflow_config(tmp_path / "results", grids, teacher_seed=0)
+    value = {"fp": 0.00004, "lsq": 0.00016, "fpq": 0.0001}
+    index = write_results(config, lambda c: 90.0, variance=lambda c: value[c.method] * (1 + 0.1 * c.seed), sigma=0.1)
+    fig = variance_plot(collect(tmp_path / "results", index))
+    text = figure_text(fig)
+    assert "σ = 0.1" in text and "error bars: ± 1 std" in text and "mean over n seeds" in text
+    assert "FP (n=1)" in text and "LSQ (n=3)" in text and "FPQ (n=3)" in text
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert ticks and all(len(t) <= 4 for t in ticks), ticks  # e.g. 0, 0.5, 1, 1.5 (not 0.00016)
+    assert ax.get_ylabel() == "output variance (logits) (×10⁻⁴)"

@@ -153,16 +153,18 @@ def test_claims_cover_every_claim_of_the_paper_with_a_rollup(tables):
     summary = claims.split("## 1.")[0]
     # FPQ (93) beats LSQ (90) in all 6 settings (3 bits x 2 archs; the ablation's and the SAM grid's
     # settings are among them); seeds differ by 0.2, so every cell is significant.
-    assert re.search(r"FPQ beats LSQ \(Tables 2, 4, 5\) +\| holds in 6 of 6 cells", summary), summary
-    assert re.search(r"FPQ beats the full-precision model.*\| holds in 0 of 6 cells \(6 does not hold\)", summary)
-    assert re.search(r"FPQ beats LSQ\+SAM \(Table 1\) +\| holds in 1 of 1 cells", summary)
+    assert re.search(r"FPQ beats LSQ \(Tables 2, 4, 5\) +\| holds in 6 of 6 cells, 6 after Holm's", summary), summary
+    assert re.search(r"FPQ beats the full-precision model.*\| holds in 0 of 6 cells, 0 after Holm's correction "
+                     r"\(6 does not hold\)", summary)
+    assert re.search(r"FPQ beats LSQ\+SAM \(Table 1\) +\| holds in 1 of 1 cell, 1 after Holm's", summary)
     assert re.search(r"FPQ beats PACT \(Tables 4, 5\) +\| no cells", summary)
     assert re.search(r"Hessian trace is below LSQ's.*\| holds in 6 of 6 cells", summary)
     assert re.search(r"output variance under input noise is below LSQ's.*\| holds in 6 of 6 cells", summary)
     ablation = claims.split("## 7.")[1].split("## 8.")[0]
-    assert "LSQ+SFP − LSQ = 1 (holds)" in ablation and "| holds" in ablation
+    assert re.search(r"\| CIFAR-10 ResNet-18 W2A4 \| LSQ\+SFP − LSQ +\| \+1\.00 .*\| \+0\.94 .*\| holds", ablation)
+    assert re.search(r"\| the whole order .*\| holds +\|", ablation)
     psweep = claims.split("## 8.")[1].split("## 9.")[0]
-    assert "p=0: 92, p=0.1: 93, p=0.5: 95" in psweep and "| 0.5 " in psweep
+    assert "p=0: 92.00, p=0.1: 93.00, p=0.5: 95.00" in psweep and "| 0.5 " in psweep and "p=0.5 vs p=0" in psweep
 
 
 def test_a_method_whose_name_has_digits_and_dashes_is_listed_when_missing(tmp_path, monkeypatch):
@@ -188,11 +190,12 @@ def test_collect_reads_cells_from_the_index_not_from_folder_names(tmp_path):
     assert c.runs.set_index("run_id").status["resnet18_cifar10_w2a4_lsq_s0"] == "missing"
 
 
-def test_welch_verdicts():
+def test_welch_verdicts_from_summaries():
     a, b = Stat(92.0, 0.3, 3), Stat(90.0, 0.3, 3)
     assert compare(a, b)[0] == "holds"
-    assert compare(b, a)[0] == "does not hold"
-    assert compare(Stat(90.1, 1.0, 3), Stat(90.0, 1.0, 3))[0] == "within seed noise"
-    assert compare(Stat(91.0, math.nan, 1), b)[0].startswith("undetermined")
+    assert compare(b, a)[0] == "does not hold (CI below 0)"
+    verdict, diff, p_value = compare(Stat(90.1, 1.0, 3), Stat(90.0, 1.0, 3))
+    assert re.fullmatch(r"not detected \(this design detects ≥ \d+\.\d\d points\)", verdict), verdict
+    assert compare(Stat(91.0, math.nan, 1), b)[0] == "undetermined (fewer than 2 seeds)"
     verdict, diff, _ = compare(Stat(3000.0, 10.0, 3), Stat(5000.0, 10.0, 3), higher_is_better=False)
     assert verdict == "holds" and diff == pytest.approx(2000.0)

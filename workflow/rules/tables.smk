@@ -8,7 +8,8 @@ INDEX = f"{RESULTS}/index.json"
 TABLE_FILES = [f"{TABLES}/{spec.name}.{ext}" for spec in TABLE_SPECS for ext in ("md", "tex")] + [
     f"{TABLES}/claims.md"
 ]
-FIGURE_FILES = [f"{FIGURES}/{name}.{ext}" for name in ("fig5_hessian", "fig1_variance") for ext in ("png", "pdf")]
+FIGURE_FILES = [f"{FIGURES}/{name}.{ext}" for name in ("fig5_hessian", "fig1_variance", "training_curves")
+                for ext in ("png", "pdf")]
 RESULT_FILES = (
     expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=RUNS)
     + expand(f"{RESULTS}/runs/{{run}}/hessian.json", run=HESSIAN_IDS)

@@ -1,0 +1,97 @@
+"""What every figure shares: the Agg backend, saving as PNG and PDF, a colour per method, the
+mean ± std band over seeds, a panel that says why it is empty, and tick labels for people.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files: no display, the same on a cluster node
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+from fpq.io import atomic_write  # noqa: E402
+from fpq.report.results import Collected  # noqa: E402
+from fpq.run.cell import arch_rank, bits_rank  # noqa: E402
+
+COLORS = {"fp": "tab:gray", "pact": "tab:brown", "lsq": "tab:blue", "lsq+": "tab:cyan", "kd": "tab:olive",
+          "lsq+sam": "tab:purple", "lsq+sfp": "tab:orange", "lsq+csd": "tab:green", "fpq": "tab:red"}
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def color(method: str) -> str:
+    return COLORS.get(method, "black")
+
+
+def save(fig, out: Path, name: str) -> list[Path]:
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out / f"{name}.{ext}"
+        atomic_write(path, lambda f, ext=ext: fig.savefig(f, format=ext, bbox_inches="tight", dpi=150))
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def band(series: list[pd.Series], floor: float | None = None) -> dict:
+    """Mean and std (ddof=1; 0 for one run) over runs at each epoch (the series' index), and the band
+    mean ± std drawn around it, clipped at `floor` where one is given."""
+    table = pd.concat(series, axis=1)
+    mean, std = table.mean(axis=1).to_numpy(), table.std(axis=1, ddof=1).fillna(0.0).to_numpy()
+    low = mean - std if floor is None else np.clip(mean - std, floor, None)
+    return {"epoch": table.index.to_numpy(dtype=int), "mean": mean, "std": std, "low": low, "high": mean + std,
+            "n": len(series)}
+
+
+def band_panel(ax, lines: list[tuple[str, str, dict]], title: str, ylabel: str | None, legend_loc: str) -> None:
+    """One panel of mean ± std bands against epoch: `lines` are (label, method, band(...))."""
+    for label, method, line in lines:
+        ax.plot(line["epoch"], line["mean"], color=color(method), marker=".", label=f"{label}, n={line['n']}")
+        ax.fill_between(line["epoch"], line["low"], line["high"], color=color(method), alpha=0.2)
+    ax.set_title(title, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc=legend_loc)
+
+
+def panel_grid(keys) -> tuple[list[tuple], list[tuple]]:
+    """Panel rows (dataset, arch) and columns (w_bits, a_bits) of (dataset, arch, w_bits, a_bits) keys,
+    in the paper's order."""
+    rows = sorted({(d, a) for d, a, _, _ in keys}, key=lambda k: (k[0], arch_rank(k[1])))
+    cols = sorted({(w, a) for _, _, w, a in keys}, key=lambda k: bits_rank(*k))
+    return rows, cols
+
+
+def runs_line(collected: Collected) -> str:
+    """'13 runs in the run index: 0 ok, 1 failed, 12 missing', what an empty panel says."""
+    counts = collected.runs.status.value_counts()
+    parts = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("ok", "failed", "missing"))
+    return f"{len(collected.runs)} runs in the run index: {parts}"
+
+
+def empty(ax, why: str, collected: Collected) -> None:
+    """An empty panel that says why: no data of this kind, and what the index holds."""
+    ax.text(0.5, 0.5, f"{why}\n({runs_line(collected)})", ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+
+
+def readable_ticks(ax, axis: str, largest: float, label: str) -> str:
+    """Tick labels without long zero runs: values below 0.01 (or from 10,000) are shown scaled, and the
+    axis label says by what (×10⁻⁴). Returns the label set.
+
+    >>> fig, ax = plt.subplots(); readable_ticks(ax, "y", 0.00016, "variance")
+    'variance (×10⁻⁴)'
+    >>> plt.close(fig)
+    """
+    exponent = math.floor(math.log10(largest)) if largest > 0 and (largest < 0.01 or largest >= 1e4) else 0
+    scale = 10.0 ** exponent
+    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda v, _: f"{v / scale:.3g}"))
+    text = label + (f" (×10{str(exponent).translate(SUPERSCRIPT)})" if exponent else "")
+    getattr(ax, f"set_{axis}label")(text)
+    return text

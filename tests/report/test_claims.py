@@ -1,0 +1,126 @@
+"""Claims from synthetic runs whose per-seed numbers are chosen so the statistics are known."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from fpq.report.claims import claims_markdown
+from fpq.report.results import collect
+from fpq.report.stats import paired, seeds_needed
+from fpq.report.tables import load_reference
+from tests.fake_results import workflow_config, write_results
+
+REFERENCE = load_reference(Path(__file__).resolve().parents[2] / "config" / "reference_tables.csv")
+SEED_EFFECT = [-1.5, 0.0, 1.5]  # what a seed does to every method alike (teacher, data order, calibration)
+OVER_LSQ = {"lsq": [0.0, 0.0, 0.0], "lsq+sfp": [0.6, -0.6, 0.3], "lsq+csd": [0.9, 1.0, 1.0], "fpq": [0.7, 1.0, 1.3],
+            "fp": [5.0, 5.0, 5.0]}
+GRIDS = {"main": {"datasets": ["cifar10"], "archs": ["resnet18"], "bits": ["w4a4", "w2a4", "w2a2"],
+                  "methods": ["lsq", "fpq"]},
+         "ablation": {"datasets": ["cifar10"], "archs": ["resnet18"], "bits": ["w2a4"],
+                      "methods": ["lsq", "lsq+sfp", "lsq+csd", "fpq"]}}
+
+
+def top1(cell):
+    return 90.0 + SEED_EFFECT[cell.seed] + OVER_LSQ[cell.method][cell.seed]
+
+
+def claims_of(tmp_path, accuracy=top1, **results) -> str:
+    config = workflow_config(tmp_path / "results", GRIDS)
+    index = write_results(config, accuracy, **results)
+    return claims_markdown(collect(tmp_path / "results", index), REFERENCE)
+
+
+def section(md: str, i: int) -> str:
+    return md.split(f"## {i}.")[1].split(f"## {i + 1}.")[0] if f"## {i + 1}." in md else md.split(f"## {i}.")[1]
+
+
+def cells(md: str, label: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()
+            if line.startswith(f"| {label} ")]
+
+
+def test_a_comparison_is_paired_by_seed_with_its_interval_the_papers_gain_and_the_seeds_it_needs(tmp_path):
+    md = claims_of(tmp_path)
+    (row,) = cells(section(md, 1), "CIFAR-10 ResNet-18 W2A4")
+    lsq = [90.0 + e for e in SEED_EFFECT]
+    fpq = [x + gain for x, gain in zip(lsq, OVER_LSQ["fpq"])]
+    ci = sp.ttest_rel(fpq, lsq).confidence_interval()
+    sd = float(np.std(np.subtract(fpq, lsq), ddof=1))
+    assert row[3:8] == ["+1.00", f"[{ci.low:+.2f}, {ci.high:+.2f}]", f"{sp.ttest_rel(fpq, lsq).pvalue:#.2g}",
+                        "paired, n=3", f"{paired(np.subtract(fpq, lsq)).mde:.2f}"]
+    assert row[8:] == ["+1.56", f"n ≥ {seeds_needed(1.56, sd)}", "holds"]  # Table 2: 89.92 - 88.36
+    (w4a4,) = cells(section(md, 1), "CIFAR-10 ResNet-18 W4A4")
+    assert w4a4[8] == "+3.47"  # no W4A4 in Table 2: Table 4's 90.16 - 86.69
+
+
+def test_a_failed_seed_makes_the_comparison_welch(tmp_path):
+    failing = lambda c: None if c.method == "fpq" and c.seed == 2 else top1(c)  # noqa: E731
+    (row,) = cells(section(claims_of(tmp_path, failing), 1), "CIFAR-10 ResNet-18 W2A4")
+    assert row[6] == "Welch, 2 vs 3"
+    assert row[1] == "90.10 ± 1.27 (n=2)" and row[-1].startswith("not detected (this design detects ≥ ")
+
+
+def test_the_rollup_counts_cells_after_holms_correction_and_reads_grammatically(tmp_path):
+    md = claims_of(tmp_path)
+    # each cell: p = 0.029 < 0.05, but Holm over 3 cells asks 0.05 / 3 of the smallest
+    assert re.search(r"\| FPQ beats LSQ \(Tables 2, 4, 5\) +\| holds in 3 of 3 cells, 0 after Holm's correction +\|", md)
+    assert "Ablation order LSQ < LSQ+SFP < LSQ+CSD < FPQ (Table 2)" in md
+    assert re.search(r"Ablation order .*\| holds in 0 of 1 cell, 0 after Holm's correction \(1 not detected\)", md)
+    assert "1 cells" not in md
+
+
+def test_the_ablation_order_is_not_detected_when_a_step_is_not_and_says_what_it_could_see(tmp_path):
+    ablation = section(claims_of(tmp_path), 7)
+    steps = {"LSQ+SFP − LSQ": "not detected", "LSQ+CSD − LSQ": "holds", "LSQ+CSD − LSQ+SFP": "not detected",
+             "FPQ − LSQ+SFP": "not detected", "FPQ − LSQ+CSD": "not detected"}
+    rows = cells(ablation, "CIFAR-10 ResNet-18 W2A4")
+    assert {r[1]: r[-1].split(" (")[0] for r in rows[:-1]} == steps
+    unseen = [paired(np.subtract(OVER_LSQ[a], OVER_LSQ[b])).mde
+              for a, b in (("lsq+sfp", "lsq"), ("lsq+csd", "lsq+sfp"), ("fpq", "lsq+sfp"), ("fpq", "lsq+csd"))]
+    assert rows[-1][1] == "the whole order"
+    assert rows[-1][-1] == f"not detected (this design detects ≥ {max(unseen):.2f} points)"
+
+
+def test_cells_carry_the_tables_labels_and_numbers_are_printed_for_people(tmp_path):
+    md = claims_of(tmp_path, trace=lambda c: 1549.3 + 10 * c.seed if c.method == "fpq" else 2565.1 + 40 * c.seed,
+                   variance=lambda c: {"fp": 0.04, "lsq": 0.1568, "fpq": 0.10043}[c.method] + 0.001 * c.seed)
+    assert "CIFAR-10 ResNet-18 W2A4" in md and "cifar10 resnet18" not in md
+    checked = 0
+    for i in range(1, 9):  # accuracy and its differences to 2 decimals (p-values have their own digits)
+        text = section(md, i)
+        p_column = text.split("p-value")[0].count("|")  # its place in line.split("|")
+        for line in [line for line in text.splitlines() if line.startswith("| CIFAR")]:
+            columns = line.split("|")
+            assert not re.findall(r"\d\.\d{3,}", "|".join(columns[:p_column] + columns[p_column + 1:])), line
+            checked += 1
+    assert checked == 3 + 3 + 6  # claims 1 and 6: three cells each; the ablation: five steps, the whole order
+    (trace,) = cells(section(md, 9), "CIFAR-10 ResNet-18 W2A4")
+    assert trace[1:4] == ["1559 ± 10.0 (n=3)", "2605 ± 40.0 (n=3)", "+1046"]
+    (variance,) = cells(section(md, 10), "CIFAR-10 ResNet-18 W2A4")
+    assert variance[1:4] == ["0.101 ± 0.00100 (n=3)", "0.158 ± 0.00100 (n=3)", "+0.0564"]
+
+
+def test_the_legend_defines_each_verdict_and_no_verdict_says_within_seed_noise(tmp_path):
+    md = claims_of(tmp_path)
+    legend = md.split("## Summary")[0]
+    for words in ("paired by seed", "Welch", "95% confidence interval", "80% power", "*holds*: the CI lies above 0",
+                  "*does not hold*: the CI lies below 0, or below the paper's gain",
+                  "*not detected (this design detects ≥ X)*", "*undetermined*: fewer than 2 seeds", "Holm"):
+        assert words in legend, words
+    assert "seed noise" not in md.replace("hide in the seed noise", "")
+
+
+@pytest.mark.parametrize("trajectory_probes, says", [(8, "Fig. 5's trajectory uses 8 probes a point"),
+                                                     (32, "as many a point")])
+def test_the_hessian_claim_says_which_probe_counts_it_and_fig5_used(tmp_path, trajectory_probes, says):
+    md = claims_of(tmp_path, trace=lambda c: 1000.0 + c.seed, probes=32,
+                   trajectory=lambda c: [{"epoch": 0, "mean": 1.0, "probes": trajectory_probes}])
+    assert "Final models: Hutchinson trace with 32 Rademacher probes" in section(md, 9) and says in section(md, 9)
+    assert "σ = 0.1" not in md  # no variance results in this index: nothing to state
+
+
+def test_the_variance_claim_states_the_noise(tmp_path):
+    md = claims_of(tmp_path, variance=lambda c: 0.1 + 0.01 * c.seed, sigma=0.25)
+    assert "Logit variance under Gaussian input noise of σ = 0.25." in section(md, 10)
