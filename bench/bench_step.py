@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fpq.run.build import resolve_device
 from fpq.config import load_config
 from fpq.io import write_text
 from fpq.method.registry import METHODS
 from fpq.models import create_model
-from fpq.run.train import make_objective, make_optimizer, prepare_student, train_step
+from fpq.run.build import resolve_device
+from fpq.run.train import make_objective, make_optimizer, prepare_models, prepare_student, train_step
 
 EPOCH_IMAGES = 50_000
 PLAIN_METHODS = ("fp", "lsq", "fpq")
@@ -159,9 +159,11 @@ def fpq_step_fn(arch: str, method: str, num_classes: int, device, x, y, runtime:
                        "quant": {"w_bits": 2 if spec.quantizer else 32, "a_bits": 4 if spec.quantizer else 32},
                        "runtime": {"device": str(device), **runtime}})
     teacher = create_model(arch, num_classes).to(device).eval()
-    model = prepare_student(cfg, teacher if spec.quantizer else None, x[:100], device)
+    if spec.quantizer:  # as fpq.run.train builds them: the student, then the teacher frozen for speed
+        model, teacher = prepare_models(cfg, teacher, x[:100], device)
+    else:
+        model = prepare_student(cfg, None, None, device)
     if cfg.runtime.channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     objective = make_objective(cfg, model, teacher)
     opt, _ = make_optimizer(cfg, model)

@@ -1,6 +1,13 @@
-"""Tables and target verdicts from the files `bench/gpu_session.sh` leaves (any bench_step / concurrency JSONs).
+"""Tables and target verdicts from the files a GPU session leaves: `bench/gpu_harness.sh`'s
+session.json (round 3: one row per path, each through fpq's own training path) and the older
+`bench/gpu_session.sh` files (bench_step / concurrency JSONs).
 
-    python bench/gpu_report.py FOLDER      # markdown for bench/README.md
+    python bench/gpu_report.py FOLDER                              # markdown for bench/README.md
+    python bench/gpu_report.py FOLDER --summary FOLDER/summary.json  # + s/epoch per arch and path
+
+summary.json: {"resnet18": {"fp": s, "lsq": s, "lsq+csd": s, "fpq": s, "build_s": {path: s}, ...}},
+seconds per 50,000-image epoch on the `--variant` path (default eager); a path that ran out of
+its box keeps its "over N s" text. bench/write_timings.py --summary writes epoch_seconds.yaml from it.
 
 Rows are named by the runtime keys they ran with, not by the file they came from: plain (the
 loop written in bench_step.py), eager (fpq, fused quantizers, fp32), fast (the configs' CUDA keys:
@@ -33,6 +40,8 @@ def load(folder: Path) -> tuple[list[dict], list[dict], dict]:
     rows, concurrency, meta = [], [], {}
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
+        if "session" in data:  # gpu_harness.sh's rows: read by load_session
+            continue
         if "rows" in data:
             rows += [{**r, "kind": kind(r.get("runtime")), "device": data["device"], "torch": data["torch"]}
                      for r in data["rows"]]
@@ -102,12 +111,111 @@ def verdicts(rows: list[dict], concurrency: list[dict], meta: dict) -> list[str]
     return out
 
 
+# ----------------------------------------------------------------------------- round 3: gpu_harness.sh
+SUMMARY_PATHS = ("fp", "lsq", "lsq+csd", "fpq")
+PIECE_PATHS = ("teacher", "csd", "csd-reference", "sfp")
+BUILD_LIMIT_S = 60.0
+
+
+def load_session(folder: Path) -> list[dict]:
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        if "session" in data:
+            rows += data["rows"]
+    return rows
+
+
+def _shown(value) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else str(value) if value is not None else "—"
+
+
+def session_table(rows: list[dict]) -> str:
+    lines = ["| arch | path | variant | s/epoch (50k) | build s | status | device |", "|---|---|---|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arch']} | {r['path']} | {r.get('variant', '')} | {_shown(r.get('s_per_epoch'))} | "
+                     f"{_shown(r.get('build_s'))} | {r['status']} | {r.get('device', '')} |")
+    return "\n".join(lines)
+
+
+def _seconds(rows: list[dict], arch: str, path: str, variant: str):
+    """The row's s/epoch: a number when measured, its text ("over 30 s", "not run ...") otherwise."""
+    row = next((r for r in rows if (r["arch"], r["path"], r.get("variant", "")) == (arch, path, variant)), None)
+    if row is None:
+        return None
+    return row["s_per_epoch"] if row["status"] == "ok" else row["s_per_epoch"] or row["status"]
+
+
+def summary(rows: list[dict], variant: str = "eager") -> dict:
+    """Per arch: s/epoch of FP, LSQ, LSQ+CSD and FPQ on one variant, FPQ's pieces, and the build
+    seconds of every path measured (`path` on that variant, `path@other` on the others)."""
+    out = {}
+    for arch in dict.fromkeys(r["arch"] for r in rows):
+        mine = [r for r in rows if r["arch"] == arch]
+        entry = {p: _seconds(mine, arch, p, variant) for p in SUMMARY_PATHS if _seconds(mine, arch, p, variant) is not None}
+        pieces = {p: _seconds(mine, arch, p, variant) for p in PIECE_PATHS if _seconds(mine, arch, p, variant) is not None}
+        if pieces:
+            entry["pieces"] = pieces
+        entry["build_s"] = {(r["path"] if r.get("variant", "") == variant else f"{r['path']}@{r.get('variant', '')}"):
+                            r.get("build_s") for r in mine}
+        ok = [r for r in mine if r["status"] == "ok" and r.get("variant", "") == variant]
+        if ok:
+            entry["variant"], entry["device"], entry["torch"] = variant, ok[0].get("device"), ok[0].get("torch")
+            entry["runtime"] = ok[0].get("runtime")
+            entry["batch"] = ok[0].get("batch")
+        out[arch] = entry
+    return out
+
+
+def session_verdicts(rows: list[dict], variant: str = "eager") -> list[str]:
+    """The issue's targets for ResNet-18 W2A4, from one side-by-side session; never asserted in a test."""
+    s = summary([r for r in rows if r["arch"] == "resnet18"], variant).get("resnet18", {})
+    num = {k: v for k, v in s.items() if isinstance(v, (int, float)) and k != "batch"}
+    out = []
+    if str(s.get("device", "")).startswith("CPU"):
+        out.append("- (a CPU run: the plumbing only; the targets are for the H200, these are not their figures)")
+
+    def verdict(name, value, limit, unit=""):
+        out.append(f"- {name}: **{value:.2f}{unit}** (target <= {limit:.2f}{unit}: {'met' if value <= limit else 'not met'})")
+
+    if "fp" in num:
+        verdict(f"[{variant}] ResNet-18 FP s/epoch", num["fp"], 1.3, " s")
+    if "fp" in num and "lsq" in num:
+        verdict(f"[{variant}] LSQ / FP", num["lsq"] / num["fp"], 1.25)
+    for m in ("fpq", "lsq+csd"):
+        if m in num and "lsq" in num:
+            verdict(f"[{variant}] {m.upper()} / LSQ", num[m] / num["lsq"], 1.25)
+    for r in rows:
+        if r["arch"] == "resnet18" and r.get("variant") != variant:
+            b = r.get("build_s")
+            state = f"{b:.0f} s" if isinstance(b, (int, float)) else str(b)
+            out.append(f"- build of resnet18 {r['path']} [{r.get('variant')}]: {state} (limit {BUILD_LIMIT_S:.0f} s)")
+    for r in rows:
+        for name, check in (r.get("checks") or {}).items():
+            shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in check.items())
+            out.append(f"- check {name} ({r['arch']} {r['path']} [{r.get('variant')}]): {shown}")
+    missing = [p for p in SUMMARY_PATHS if p not in num]
+    if missing:
+        out.append(f"- unmeasured on [{variant}]: {', '.join(missing)} (see their rows)")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder")
+    p.add_argument("--summary", help="write summary.json (s/epoch per arch and path) here")
+    p.add_argument("--variant", default="eager", help="the harness variant the summary reads (eager, config, ...)")
     args = p.parse_args(argv)
+    session = load_session(Path(args.folder))
+    if session:
+        if args.summary:
+            Path(args.summary).write_text(json.dumps(summary(session, args.variant), indent=2) + "\n")
+        print(session_table(session) + "\n")
+        print("\n".join(session_verdicts(session, args.variant)))
     rows, concurrency, meta = load(Path(args.folder))
     if not rows:
+        if session:
+            return 0
         print(f"no benchmark rows in {args.folder}", file=sys.stderr)
         return 1
     devices = sorted({f"{r['device']} (torch {r['torch']})" for r in rows})

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fpq.models import create_model
 from fpq.method.perturb import attach_sfp
+from fpq.models import create_model
 from fpq.quant import prepare_qat
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,3 +42,95 @@ def test_fpqs_quantizers_and_sfp_follow_the_model_onto_its_device(family):
     prepare_qat(model, 2, 4, family, fused=True)
     attach_sfp(model, 0.1)
     assert {t.device for t in tensors(model)} == {META}
+
+
+# ----------------------------------------------------------------------------- round 3: gpu_harness.sh
+CORE_PATHS = [("fp", "eager"), ("lsq", "eager"), ("lsq+csd", "eager"), ("fpq", "eager"), ("teacher", "eager"),
+              ("csd", "eager"), ("csd-reference", "eager"), ("sfp", "eager"), ("fpq", "graph"), ("teacher", "graph"),
+              ("csd", "csdc"), ("fpq", "csdc"), ("lsq", "config"), ("fpq", "config")]
+
+
+@pytest.mark.slow
+def test_the_harness_smoke_run_writes_a_row_for_every_path(tmp_path):
+    """SMOKE=1 on CPU (ResNet-20 for the core, one other arch): every path gets its row, one given
+    a 1-second box is written "over 1 s", the budget's tail is written "not run", never left out;
+    the summary and the timings file are written from it (into tmp, never config/)."""
+    import json
+    import os
+    import subprocess
+
+    out = tmp_path / "out"
+    env = {**os.environ, "SMOKE": "1", "OUT": str(out), "CORE_ARCH": "resnet20", "OTHER_ARCHS": "mobilenetv1",
+           "TINY_BOX": "resnet20/lsq/eager", "BUDGET_S": "30"}
+    done = subprocess.run(["bash", "bench/gpu_harness.sh"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = json.loads((out / "session.json").read_text())["rows"]
+    expected = [("resnet20", p, v) for p, v in CORE_PATHS] + [("mobilenetv1", p, "eager") for p in ("lsq", "fpq")]
+    assert sorted((r["arch"], r["path"], r["variant"]) for r in rows) == sorted(expected)
+    by = {(r["arch"], r["path"], r["variant"]): r for r in rows}
+    fp = by[("resnet20", "fp", "eager")]
+    assert fp["status"] == "ok" and fp["s_per_epoch"] > 0 and fp["build_s"] > 0
+    assert fp["runtime"]["compile"] is False and fp["device"].startswith("CPU")
+    assert by[("resnet20", "lsq", "eager")]["s_per_epoch"] == "over 1 s"
+    assert {r["status"] for r in rows} <= {"ok", "over", "skipped"}  # nothing failed
+    assert by[("mobilenetv1", "fpq", "eager")]["status"] == "skipped"  # 30 s do not reach the tail (each path is a process: >= 2.5 s)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resnet20"]["fp"] == fp["s_per_epoch"] and summary["resnet20"]["lsq"] == "over 1 s"
+    assert summary["resnet20"]["build_s"]["fp"] == fp["build_s"]
+    timings = tmp_path / "epoch_seconds.yaml"
+    timings.write_text((REPO / "config" / "epoch_seconds.yaml").read_text())
+    wrote = subprocess.run(["python", "bench/write_timings.py", "--summary", str(out / "summary.json"),
+                            "--out", str(timings)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert wrote.returncode == 0, wrote.stderr
+    assert "resnet20: kept its previous row (lsq over 1 s" in wrote.stdout  # no number, no row
+
+
+def test_timings_from_a_summary_take_measured_archs_only_and_drop_the_estimate():
+    write_timings = load_bench("write_timings")
+    previous = {"card": "old card", "archs": {"resnet20": {"fp": 5.0, "qat": 11.0, "qat_teacher": 13.0,
+                                                           "estimated": True},
+                                              "resnet50": {"fp": 6.0, "qat": 13.0, "qat_teacher": 16.0}}}
+    summary = {"resnet20": {"fp": 0.5, "lsq": 0.6, "lsq+csd": 0.7, "fpq": 0.8, "device": "GPU", "variant": "eager",
+                            "batch": 256, "torch": "2.x", "runtime": {"bf16": True}},
+               "resnet50": {"fp": 2.0, "lsq": "over 35 s", "fpq": 3.0}}
+    timings, notes = write_timings.timings_from_summary(summary, previous)
+    r20 = timings["archs"]["resnet20"]
+    assert (r20["fp"], r20["qat"], r20["qat_teacher"]) == (0.5, 0.6, 0.8) and "estimated" not in r20
+    assert "GPU" in r20["source"] and "eager" in r20["source"] and timings["card"] == r20["source"]
+    assert timings["archs"]["resnet50"]["qat"] == 13.0  # kept: its LSQ ran out of its box
+    assert notes == ["resnet50: kept its previous row (lsq over 35 s)"]
+
+
+def test_an_over_row_keeps_the_build_seconds_its_path_recorded(tmp_path):
+    bench = load_bench("bench_path")
+    json_path = tmp_path / "s.json"
+    bench.append_row(json_path, {"arch": "resnet18", "path": "fpq", "variant": "config", "status": "building",
+                                 "build_s": 41.5, "s_per_epoch": None})
+    bench.main(["--arch", "resnet18", "--path", "fpq", "--variant", "config", "--json", str(json_path), "--over", "60"])
+    bench.main(["--arch", "resnet18", "--path", "lsq", "--variant", "config", "--json", str(json_path), "--over", "60"])
+    import json
+    rows = {r["path"]: r for r in json.loads(json_path.read_text())["rows"]}
+    assert len(rows) == 2  # replaced, not duplicated
+    assert rows["fpq"]["status"] == "over" and rows["fpq"]["s_per_epoch"] == "over 60 s" and rows["fpq"]["build_s"] == 41.5
+    assert rows["lsq"]["build_s"] == "over 60 s"  # it never finished building
+
+
+@pytest.mark.parametrize("method", ["fp", "fpq"])
+def test_the_harness_cell_is_the_workflows_cell_with_or_without_a_schema_validator(monkeypatch, method):
+    """bench_path times the RunConfig `fpq qat` gets from config/paper.yaml; on a GPU machine
+    without jsonschema it merges the same keys unvalidated, and must arrive at the same config."""
+    import fpq.plan.grid as grid
+
+    bench = load_bench("bench_path")
+    validated = bench.cell_config("config/paper.yaml", "resnet20", method, 64, {"compile": False}, "cpu")
+
+    def missing(*_a, **_k):
+        raise ImportError("no jsonschema here")
+
+    monkeypatch.setattr(grid, "load_workflow_config", missing)
+    merged = bench.cell_config("config/paper.yaml", "resnet20", method, 64, {"compile": False}, "cpu")
+    assert merged.runtime == validated.runtime and merged.quant == validated.quant
+    assert merged.runtime.on("cuda").compile is False and merged.runtime.on("cuda").bf16 is True
+    assert merged.runtime.on("cuda").compile_mode == "reduce-overhead"  # paper.yaml's arch_runtime for resnet20
+    assert merged.optim.batch_size == validated.optim.batch_size == 64

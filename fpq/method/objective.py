@@ -3,7 +3,9 @@
 With `compile_mode` the whole loss (student forward with its SFP gates and CSD taps, the
 teacher's forward, CSD and KD) is one `torch.compile`d function: teacher and student share one
 graph, so inductor can fuse the standardization into the convolutions' epilogues and CUDA graphs
-cover the teacher too.
+cover the teacher too. Without it, the teacher's forward is `fpq.method.teacher.TeacherForward`
+(no autograd state, bf16 weights, optionally a CUDA graph: `teacher_cuda_graph`) and CSD the
+memory-speed `csd_loss`, itself compiled alone when `csd_compile` asks.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from torch import nn
 
 from fpq.method.distill import csd_loss, kd_loss
 from fpq.method.registry import MethodSpec
+from fpq.method.teacher import TeacherForward
 from fpq.models import ConvTaps
 
 
@@ -43,19 +46,22 @@ class Objective:
     """loss(x, y) -> (loss, logits) for the student; one teacher forward per step when needed."""
 
     def __init__(self, spec: MethodSpec, quant: LossSettings, student: nn.Module, teacher: nn.Module | None,
-                 student_bf16: bool = False, teacher_bf16: bool = False, compile_mode: str | None = None):
+                 student_bf16: bool = False, teacher_bf16: bool = False, compile_mode: str | None = None,
+                 csd_compile: bool = False, teacher_cuda_graph: bool = False):
         if spec.uses_teacher_forward and teacher is None:
             raise ValueError(f"method {spec.name!r} needs a teacher")
         self.spec, self.quant, self.student, self.teacher = spec, quant, student, teacher
         self.student_bf16, self.teacher_bf16 = student_bf16, teacher_bf16
         self.student_taps = ConvTaps(student) if spec.csd else None
         self.teacher_taps = ConvTaps(teacher) if spec.csd else None
+        # Inside a compiled loss the teacher is part of the graph: no separate capture, no nested compile.
+        self.teacher_run = TeacherForward(teacher, self.teacher_taps, teacher_bf16,
+                                          teacher_cuda_graph and not compile_mode) if teacher is not None else None
+        self.csd = compiled(csd_loss, "default") if csd_compile and not compile_mode else csd_loss
         self.loss = compiled(self._loss, compile_mode) if compile_mode else self._loss
 
-    @torch.no_grad()
     def teacher_forward(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast_bf16(x, self.teacher_bf16):
-            return self.teacher(x)
+        return self.teacher_run(x)
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast_bf16(x, self.student_bf16):
@@ -66,7 +72,7 @@ class Objective:
             if self.spec.kd:
                 loss = loss + kd_loss(logits, t_logits, self.quant.kd_temperature)
             if self.spec.csd:
-                loss = loss + self.quant.csd_lambda * csd_loss(self.student_taps.outputs, self.teacher_taps.outputs,
+                loss = loss + self.quant.csd_lambda * self.csd(self.student_taps.outputs, self.teacher_taps.outputs,
                                                                self.quant.csd_stats, self.quant.csd_eps)
         return loss, logits
 

@@ -21,17 +21,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fpq.run.build import load_teacher, resolve_device, save_model, skeleton
-from fpq.run.cell import Cell
 from fpq.config import RunConfig, dict_differences, dump_config, resume_identity, to_dict
-from fpq.run.data import DeviceLoader, load_arrays
-from fpq.measure.hessian import hutchinson_trace
 from fpq.io import ensure_writable, failed_run, load_torch, save_torch, write_json, write_text
-from fpq.method.registry import METHODS
+from fpq.measure.hessian import hutchinson_trace
 from fpq.method.objective import Objective, autocast_bf16, compiled
 from fpq.method.perturb import attach_sfp
-from fpq.run.provenance import provenance
+from fpq.method.registry import METHODS
+from fpq.method.teacher import prepare_teacher
 from fpq.quant import calibrate, quantizer_parameters
+from fpq.run.build import load_model, load_teacher, resolve_device, save_model, skeleton
+from fpq.run.cell import Cell
+from fpq.run.data import DeviceLoader, load_arrays
+from fpq.run.provenance import provenance
 from fpq.run.seed import rng_state, seed_everything, set_rng_state
 
 CHECKPOINT, MODEL, METRICS, FAILED, LOG = "checkpoint.pt", "model.pt", "metrics.json", "failed.json", "train.log"
@@ -72,7 +73,14 @@ def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
     check_teacher(cfg)
     teacher = load_teacher(cfg, device)
     images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
-    return prepare_student(cfg, teacher, images, device), _memory_format(cfg, teacher)
+    return prepare_models(cfg, teacher, images, device)
+
+
+def prepare_models(cfg: RunConfig, teacher: nn.Module, calib_images, device: torch.device):
+    """(student, teacher) of a QAT run from its FP teacher: the student first (it copies the fp32
+    weights), then the teacher frozen for inference speed (bench/ builds its models through here)."""
+    student = prepare_student(cfg, teacher, calib_images, device)
+    return student, prepare_teacher(teacher, cfg.runtime.channels_last, cfg.runtime.teacher_bf16)
 
 
 def prepare_student(cfg: RunConfig, teacher: nn.Module | None, calib_images, device: torch.device):
@@ -100,7 +108,7 @@ def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None) 
     """The method's loss; with `runtime.compile`, one compiled graph for the whole loss."""
     spec, rt = METHODS[cfg.method], cfg.runtime
     return Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, rt.bf16,
-                     rt.teacher_bf16, rt.compile_mode if rt.compile else None)
+                     rt.teacher_bf16, rt.compile_mode if rt.compile else None, rt.csd_compile, rt.teacher_cuda_graph)
 
 
 def eval_forward(cfg: RunConfig, model: nn.Module):
@@ -232,11 +240,13 @@ class RunLog:
             print(line, file=sys.stderr, flush=True)
 
 
-def resume(out: Path, cfg: RunConfig, device: torch.device, model, optimizer, scheduler, log: RunLog) -> RunState:
+def resume(ckpt: dict | None, out: Path, cfg: RunConfig, device: torch.device, model, optimizer, scheduler,
+           log: RunLog) -> RunState:
+    """The state after the last completed epoch of `ckpt` (out's checkpoint, read by preflight), if
+    it is this run's; a fresh state otherwise."""
     path = out / CHECKPOINT
-    if not path.exists():
+    if ckpt is None:
         return RunState()
-    ckpt = load_torch(path)
     identity = resume_identity(cfg, device.type)
     if ckpt.get("identity") != identity:
         changed = dict_differences(ckpt["identity"], identity) if "identity" in ckpt else ["written by an older fpq"]
@@ -281,28 +291,44 @@ def compile_seconds(history: list[dict]) -> float | None:
     return max(0.0, first["first_step_time"] - steady_step) + max(0.0, first["eval_time"] - history[1]["eval_time"])
 
 
+def preflight(cfg: RunConfig, out: Path):
+    """Every check that can refuse the run, before its folder gets a file: the device, the data
+    (file, keys, subsets), the teacher (a failed one, a missing, damaged or unfitting file), a
+    checkpoint to resume, then the folder's writability. So bad input leaves no half-made run
+    folder (no config.json, no `== attempt` line), and a read-only or full folder fails now, not
+    after training. Returns the config with the speed keys in force on this device, the device,
+    the data and the checkpoint (None when there is none)."""
+    device = resolve_device(cfg.runtime.device)
+    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))
+    data = load_arrays(cfg.data)
+    if cfg.is_qat:
+        check_teacher(cfg)
+        load_model(cfg.teacher, "cpu", expect=cfg)  # loaded again on the device once the run starts
+    ckpt = load_torch(out / CHECKPOINT) if (out / CHECKPOINT).exists() else None
+    ensure_writable(out)
+    return cfg, device, data, ckpt
+
+
 def run(cfg: RunConfig, out: str | Path) -> dict:
     """Train `cfg` in folder `out` (resuming if a checkpoint is there); returns the metrics."""
     out = Path(out)
-    ensure_writable(out)  # before any work: a read-only or full folder fails now, not after training
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    device = resolve_device(cfg.runtime.device)
-    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))  # the speed keys in force here
+    cfg, device, data, ckpt = preflight(cfg, out)
     write_text(out / "config.json", dump_config(cfg))  # the resolved config, there from the start
     log = RunLog(cfg, out)
     seed_everything(cfg.seed)
-    data = load_arrays(cfg.data)
     cl = cfg.runtime.channels_last
     train_loader = DeviceLoader(data.x_train, data.y_train, cfg.data.dataset, cfg.optim.batch_size, device,
-                                train=True, seed=cfg.seed, channels_last=cl, drop_last=cfg.runtime.compile)
+                                train=True, seed=cfg.seed, channels_last=cl,
+                                drop_last=cfg.runtime.compile or cfg.runtime.csd_compile)  # one shape per compile
     test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
                                channels_last=cl)
     model, teacher = build_student(cfg, train_loader, device)
     objective = make_objective(cfg, model, teacher)
     forward = eval_forward(cfg, model)
     optimizer, scheduler = make_optimizer(cfg, model)
-    state = resume(out, cfg, device, model, optimizer, scheduler, log)
+    state = resume(ckpt, out, cfg, device, model, optimizer, scheduler, log)
     batches = hessian_batches(cfg, train_loader) if cfg.is_qat and cfg.hessian.every else None
     if batches and state.epoch == 0 and not state.hessian:
         state.hessian.append(measure_trace(cfg, model, batches, 0))  # on the eager model, never compiled

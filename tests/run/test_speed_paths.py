@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from fpq.config import load_config
-from fpq.method.registry import METHODS
-from fpq.models import create_model
 from fpq.method.objective import Objective
 from fpq.method.perturb import StochasticFeaturePerturbation
+from fpq.method.registry import METHODS
+from fpq.models import create_model
 from fpq.quant.functional import fake_quant_fused, fake_quant_reference, pact_fused
 from fpq.run.train import prepare_student, run
 from tests.conftest import qat_config
@@ -180,3 +180,86 @@ def test_compile_mode_is_checked_and_recorded():
         load_config({"arch": "resnet20", "runtime": {"compile_mode": "fastest"}})
     cfg = load_config({"arch": "resnet20", "runtime": {"compile": True, "compile_mode": "reduce-overhead"}})
     assert precision_policy(cfg.runtime, torch.device("cpu"))["compile_mode"] == "reduce-overhead"
+
+
+def _teacher_and_taps(channels_last=False):
+    from fpq.models import ConvTaps
+
+    torch.manual_seed(0)
+    teacher = create_model("resnet20", 10).eval()
+    x = torch.randn(4, 3, 32, 32)
+    if channels_last:
+        teacher, x = teacher.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    return teacher, ConvTaps(teacher), x
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_prepared_teacher_gives_the_autocast_teachers_bits_with_no_autograd_state(channels_last):
+    """bf16 weights cast once give what autocast gives by casting them at every forward, taps included."""
+    import copy
+
+    from fpq.method.teacher import TeacherForward, prepare_teacher
+
+    teacher, taps, x = _teacher_and_taps(channels_last)
+    fast = prepare_teacher(copy.deepcopy(teacher), channels_last=channels_last, bf16=True)
+    fast_taps = type(taps)(fast)
+    assert not any(p.requires_grad for p in fast.parameters()) and not fast.training
+    assert fast.conv1.weight.dtype == torch.bfloat16 and fast.bn1.weight.dtype == torch.float32
+    with taps.collect() as want_maps, torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = teacher(x)
+    with fast_taps.collect() as got_maps:
+        got = TeacherForward(fast, fast_taps, bf16=True)(x)
+    assert got.grad_fn is None and all(m.grad_fn is None for m in got_maps)
+    assert torch.equal(got, want)
+    assert len(got_maps) == len(want_maps) == len(list(teacher.conv_layers()))
+    assert all(torch.equal(a, b) for a, b in zip(got_maps, want_maps))
+
+
+def test_the_teacher_cuda_graph_key_is_ignored_off_cuda():
+    """On CPU the key selects nothing: the eager forward runs, no capture, the same outputs."""
+    from fpq.method.teacher import TeacherForward
+
+    teacher, taps, x = _teacher_and_taps()
+    graphed, eager = TeacherForward(teacher, taps, cuda_graph=True), TeacherForward(teacher, taps)
+    assert not graphed.uses_graph(x)
+    with taps.collect() as maps_g:
+        out_g = graphed(x)
+    with taps.collect() as maps_e:
+        out_e = eager(x)
+    assert graphed.graph is None and graphed.replays == 0
+    assert torch.equal(out_g, out_e) and len(maps_g) == len(maps_e) > 0
+
+
+def test_the_teacher_graph_serves_the_captured_batch_shape_only():
+    """Path selection for CUDA inputs, without a GPU: stand-ins carry only what `uses_graph` reads."""
+    from types import SimpleNamespace
+
+    from fpq.method.teacher import TeacherForward
+
+    run = TeacherForward(torch.nn.Identity(), None, cuda_graph=True)
+    batch = SimpleNamespace(is_cuda=True, shape=(256, 3, 32, 32), dtype=torch.float32, stride=lambda: (1, 2, 3, 4),
+                            device="cuda:0")
+    assert run.uses_graph(batch)  # not captured yet: the first full batch will be
+    run.static = (batch, None, [])
+    assert run.uses_graph(SimpleNamespace(**{**vars(batch)}))
+    last = SimpleNamespace(**{**vars(batch), "shape": (80, 3, 32, 32)})
+    assert not run.uses_graph(last)  # the epoch's last partial batch runs eager
+    assert not TeacherForward(torch.nn.Identity(), None, cuda_graph=False).uses_graph(batch)
+
+
+def test_the_speed_keys_reach_the_objective_and_a_compiled_step_overrides_them():
+    from fpq.method.distill import csd_loss
+    from fpq.run.train import make_objective
+
+    def objective(**runtime):
+        cfg, teacher, student, _ = _fpq_student(**runtime)
+        return make_objective(cfg, student, teacher)
+
+    plain = objective()
+    assert plain.csd is csd_loss and not plain.teacher_run.cuda_graph
+    keyed = objective(csd_compile=True, teacher_cuda_graph=True)
+    assert keyed.csd is not csd_loss and keyed.teacher_run.cuda_graph  # compiled lazily: nothing built yet
+    whole = objective(csd_compile=True, teacher_cuda_graph=True, compile=True)
+    assert whole.csd is csd_loss and not whole.teacher_run.cuda_graph  # inside the one compiled graph
+    cfg = load_config({"arch": "resnet20", "runtime": {"cuda": {"csd_compile": True, "teacher_cuda_graph": True}}})
+    assert not cfg.runtime.on("cpu").csd_compile and cfg.runtime.on("cuda").teacher_cuda_graph

@@ -1,11 +1,10 @@
-"""Training on the real mini CIFAR-10 subset, on CPU."""
-import copy
+"""Training on the CIFAR-10 fixture (tests/data/cifar10-fixture.npz), on CPU."""
 
 import pytest
 import torch
 
-from fpq.run.build import load_model
 from fpq.config import load_config
+from fpq.run.build import load_model
 from fpq.run.train import run
 from tests.conftest import qat_config, teacher_config
 
@@ -16,7 +15,9 @@ def test_teacher_learns_and_records_everything(trained_teacher):
     from fpq.io import read_json
 
     m = read_json(trained_teacher.parent / "metrics.json")
-    assert m["final"]["top1"] > 35.0  # 10 classes: chance is 10%
+    # 10 classes: chance is 10%. 8 epochs on the fixture's 2,000 images reach about 31% on its 500
+    # test images (binomial standard error about 2 points): 25% is 7 standard errors above chance.
+    assert m["final"]["top1"] > 25.0
     assert m["best"]["top1"] >= m["final"]["top1"] and "label" in m["best"]
     assert len(m["history"]) == 8 and m["history"][0]["lr"] == pytest.approx(0.1)
     for key in ("cell", "config", "code", "packages", "device", "precision", "wall_time_s"):
@@ -34,7 +35,7 @@ def test_lsq_w4a4_stays_near_the_teacher_and_w2a2_drops(trained_teacher, mini_np
     from fpq.io import read_json
 
     teacher_acc = read_json(trained_teacher.parent / "metrics.json")["final"]["top1"]
-    common = dict(train=2500, test=1000)
+    common = dict(train=2000, test=500)  # the whole fixture, as the teacher
     w4 = run(load_config(qat_config(mini_npz, trained_teacher, "lsq", (4, 4), **common)), tmp_path / "w4")
     w2 = run(load_config(qat_config(mini_npz, trained_teacher, "lsq", (2, 2), **common)), tmp_path / "w2")
     # Stated margin: one epoch of W4A4 LSQ from the teacher stays within 8 points of it.

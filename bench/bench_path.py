@@ -1,0 +1,372 @@
+"""Time one path of one model through fpq's own training path, and append its row to a JSON file.
+
+One process per path (bench/gpu_harness.sh gives each its own time box). The models, the loss and
+the optimizer step are built by the functions `fpq qat` uses (fpq.plan.grid.run_config for the
+RunConfig a workflow config gives the cell, fpq.run.train.prepare_models / prepare_student,
+make_objective, make_optimizer, train_step), on batches of fpq's DeviceLoader (GPU augmentation
+included); only the teacher's weights are random (their values do not change the cost).
+
+Paths:
+  fp, lsq, lsq+sfp, lsq+csd, kd, fpq  one whole training step of that method (W2A4)
+  teacher                             FPQ's teacher forward alone (bf16, taps on, as in the step)
+  csd / csd-reference                 CSD forward + backward alone on one step's conv maps, fpq's
+                                      fast CSD (as the step runs it) / the instance_norm oracle
+  sfp                                 SFP alone: the perturbation of every SFP layer, forward + backward
+
+Row: seconds per step (median of rounds), seconds per 50,000-image epoch (for a piece: the
+seconds of that piece per epoch), build seconds (models, optimizer, compile and warm-up), peak
+memory (CUDA). A row marked "building" is written as soon as the build ends, so a path cut off
+while timing still shows its build; `--over N` and `--failed RC` write the row of a path that
+ran out of its box or crashed (the harness calls them), so no path is left out.
+
+    python bench/bench_path.py --arch resnet18 --path fpq --json out/session.json
+    python bench/bench_path.py --arch resnet18 --path fpq --variant graph --runtime teacher_cuda_graph=true --json ...
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EPOCH_IMAGES = 50_000
+STEP_PATHS = ("fp", "lsq", "lsq+sfp", "lsq+csd", "kd", "fpq")
+PIECES = {"teacher": "fpq", "csd": "fpq", "csd-reference": "fpq", "sfp": "fpq"}  # piece -> method it is cut from
+PATHS = STEP_PATHS + tuple(PIECES)
+
+
+# ----------------------------------------------------------------------------- the JSON file
+def key(row: dict) -> tuple:
+    return row["arch"], row["path"], row.get("variant", "")
+
+
+def append_row(json_path: str | Path, row: dict, meta: dict | None = None) -> None:
+    """Add (or replace: same arch, path and variant) one row; the file is rewritten atomically, so
+    a process killed mid-write leaves the previous rows intact."""
+    from fpq.io import write_json
+
+    path = Path(json_path)
+    data = json.loads(path.read_text()) if path.exists() else {"session": meta or {}, "rows": []}
+    data["rows"] = [r for r in data["rows"] if key(r) != key(row)] + [row]
+    write_json(path, data)
+
+
+def existing_row(json_path: str | Path, arch: str, path: str, variant: str) -> dict | None:
+    p = Path(json_path)
+    if not p.exists():
+        return None
+    return next((r for r in json.loads(p.read_text())["rows"] if key(r) == (arch, path, variant)), None)
+
+
+def unfinished_row(args, status: str, text: str) -> dict:
+    """The row of a path with no timing: over its box, failed, or never started; a build already
+    recorded by the path itself is kept."""
+    row = existing_row(args.json, args.arch, args.path, args.variant) or {}
+    built = row.get("build_s") if row.get("status") == "building" else None
+    return {"arch": args.arch, "path": args.path, "variant": args.variant, "status": status,
+            "s_per_epoch": text, "step_s": None, "build_s": built if built is not None else text,
+            "runtime_args": args.runtime or "", "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+# ----------------------------------------------------------------------------- building
+def parse_runtime(text: str | None) -> dict:
+    """'compile=false,teacher_cuda_graph=true' -> {'compile': False, 'teacher_cuda_graph': True}."""
+    out = {}
+    for part in filter(None, (text or "").split(",")):
+        k, sep, v = part.partition("=")
+        if not sep:
+            raise SystemExit(f"--runtime expects KEY=VAL[,KEY=VAL], got {text!r}")
+        out[k.strip()] = {"true": True, "false": False}.get(v.strip().lower(), v.strip())
+    return out
+
+
+def cell_config(workflow: str, arch: str, method: str, batch: int, runtime: dict, device: str):
+    """The RunConfig `fpq qat` would run for this cell (W2A4) under the workflow config, with the
+    runtime keys given laid over it (on top of its CUDA overrides: a key given here wins on CUDA too)."""
+    from fpq.config import load_config, to_dict
+    from fpq.method.registry import METHODS
+    from fpq.plan.grid import load_workflow_config, run_config
+    from fpq.run.cell import Cell
+
+    spec = METHODS[method]
+    bits = (2, 4) if spec.quantizer else (32, 32)
+    try:
+        config = load_workflow_config(REPO / workflow)
+    except ImportError:  # a GPU machine without jsonschema: the same merge, unvalidated (see _unvalidated)
+        data = _unvalidated(REPO / workflow, arch, method, bits)
+    else:
+        cell = Cell("cifar10", arch, method, *bits, p=float(config["quant"]["sfp_p"]) if spec.sfp else None)
+        data = to_dict(run_config(config, cell, None if spec.quantizer is None else "bench"))
+    data.setdefault("optim", {})["batch_size"] = batch
+    data["runtime"].setdefault("cuda", {})
+    data["runtime"].update(device=device, progress=False, **runtime)
+    data["runtime"]["cuda"] = {k: v for k, v in data["runtime"]["cuda"].items() if k not in runtime}
+    data["teacher"] = "bench" if spec.quantizer else ""
+    return load_config(data)
+
+
+def _unvalidated(path: Path, arch: str, method: str, bits: tuple[int, int]) -> dict:
+    """What fpq.plan.grid.run_config takes from a workflow config for a cell's run (runtime merged
+    with arch_runtime, the quant keys, the stage's optim) when its schema validator is missing."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text())
+
+    def merge(base: dict, over: dict) -> dict:
+        return {**base, **{k: merge(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in over.items()}}
+
+    runtime = merge(config.get("runtime", {}), config.get("arch_runtime", {}).get(arch, {}))
+    data = {"arch": arch, "method": method, "data": {"dataset": "cifar10"}, "runtime": runtime}
+    if bits[0] < 32:
+        data["quant"] = {**config.get("quant", {}), "w_bits": bits[0], "a_bits": bits[1]}
+    return data
+
+
+def build_step(cfg, device, x_u8, y_u8):
+    """What train.run builds for this config: loader, student, teacher, objective, optimizer; the
+    step function runs one train_step on the loader's next batch."""
+
+    from fpq.method.registry import METHODS
+    from fpq.models import create_model
+    from fpq.run.data import DeviceLoader
+    from fpq.run.train import make_objective, make_optimizer, prepare_models, prepare_student, train_step
+
+    spec = METHODS[cfg.method]
+    loader = DeviceLoader(x_u8, y_u8, cfg.data.dataset, cfg.optim.batch_size, device, train=True, seed=cfg.seed,
+                          channels_last=cfg.runtime.channels_last, drop_last=True)
+    if spec.quantizer is None:
+        student, teacher = prepare_student(cfg, None, None, device), None
+    else:
+        teacher = create_model(cfg.arch, cfg.data.num_classes).to(device).eval()
+        images, _ = loader.sample(min(cfg.quant.calib_images, x_u8.shape[0]), seed=cfg.seed)
+        student, teacher = prepare_models(cfg, teacher, images, device)
+    objective = make_objective(cfg, student, teacher)
+    optimizer, _ = make_optimizer(cfg, student)
+    params = [p for p in student.parameters() if p.requires_grad]
+    sam_rho = cfg.quant.sam_rho if spec.sam else None
+    student.train()
+    batches = _cycle(loader)
+
+    def step():
+        x, y = next(batches)
+        return train_step(objective, optimizer, params, x, y, sam_rho)
+
+    return step, objective, batches
+
+
+def _cycle(loader):
+    epoch = 0
+    while True:
+        yield from loader.epoch(epoch)
+        epoch += 1
+
+
+def csd_agreement(fn, leaves, t_maps, stats, eps) -> dict:
+    """This CSD against the instance_norm oracle on the real (bf16 on CUDA) maps of one step: the
+    relative difference of the value and of the gradient (the GPU half of the CSD equality)."""
+    import torch
+
+    from fpq.method.distill import csd_loss_reference
+
+    results = []
+    for f in (fn, csd_loss_reference):
+        copies = [z.detach().clone().requires_grad_(True) for z in leaves]
+        loss = f(copies, t_maps, stats, eps)
+        grads = torch.autograd.grad(loss, copies)
+        results.append((loss.detach().float(), torch.cat([g.float().flatten() for g in grads])))
+    (v, g), (rv, rg) = results
+    return {"value_rel": float((v - rv).abs() / rv.abs().clamp_min(1e-30)),
+            "grad_rel_max": float((g - rg).abs().max() / rg.abs().max().clamp_min(1e-30)),
+            "value": float(v), "reference": float(rv)}
+
+
+def teacher_graph_agreement(objective, x) -> dict | None:
+    """The replayed teacher against its eager forward on one batch: max |difference| of logits and maps."""
+    import torch
+
+    run = objective.teacher_run
+    if run is None or run.graph is None:
+        return None
+    taps = objective.teacher_taps
+    got_maps, want_maps = [], []
+    for sink, fn in ((got_maps, run), (want_maps, run._eager)):
+        if taps is not None:
+            taps.start()
+        with torch.no_grad():
+            logits = fn(x).float().clone()
+        if taps is not None:
+            taps.stop()
+            sink += [m.float().clone() for m in taps.outputs]
+        sink.insert(0, logits)
+    return {"max_abs_diff": max(float((a - b).abs().max()) for a, b in zip(got_maps, want_maps)),
+            "tensors": len(got_maps), "replays": run.replays}
+
+
+def piece_fn(piece: str, objective, batches, checks: dict):
+    """One piece of the FPQ step, on a batch of the loader and the maps of one real step; what it
+    can check of its own correctness goes into `checks` (a row field)."""
+
+    from fpq.method.distill import csd_loss_reference
+    from fpq.method.objective import autocast_bf16
+    from fpq.method.perturb import StochasticFeaturePerturbation
+
+    x, y = next(batches)
+    q = objective.quant
+    if piece == "teacher":
+        def run():
+            objective.teacher_taps.start()
+            try:
+                return objective.teacher_forward(x)
+            finally:
+                objective.teacher_taps.stop()
+        return run
+    captured = []
+    hooks = [m.register_forward_pre_hook(lambda m, a: captured.append((m, a[0].detach(), a[1].step_size().detach())))
+             for m in objective.student.modules() if isinstance(m, StochasticFeaturePerturbation)]
+    objective.student_taps.start()
+    objective.teacher_taps.start()
+    with autocast_bf16(x, objective.student_bf16):
+        objective.student(x)
+    objective.teacher_forward(x)
+    objective.student_taps.stop()
+    objective.teacher_taps.stop()
+    for h in hooks:
+        h.remove()
+    s_maps = [z.detach() for z in objective.student_taps.outputs]
+    t_maps = list(objective.teacher_taps.outputs)
+    objective.student_taps.outputs.clear()
+    objective.teacher_taps.outputs.clear()
+    if piece in ("csd", "csd-reference"):
+        fn = objective.csd if piece == "csd" else csd_loss_reference
+        leaves = [z.requires_grad_(True) for z in s_maps]
+        checks["csd_vs_reference"] = csd_agreement(fn, leaves, t_maps, q.csd_stats, q.csd_eps)
+
+        def run():
+            for z in leaves:
+                z.grad = None
+            fn(leaves, t_maps, q.csd_stats, q.csd_eps).backward()
+        return run
+    if piece == "sfp":
+        inputs = [(m, x_in.requires_grad_(True), s) for m, x_in, s in captured]
+
+        def run():
+            for m, x_in, s in inputs:
+                x_in.grad = None
+                m.perturb(x_in, s).sum().backward()
+        return run
+    raise SystemExit(f"unknown piece {piece!r}")
+
+
+# ----------------------------------------------------------------------------- timing
+def sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(args) -> dict:
+    import numpy as np
+    import torch
+
+    from fpq.run.build import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as a training run on CUDA has it (fpq.run.train)
+        torch.cuda.reset_peak_memory_stats(device)
+    method = PIECES.get(args.path, args.path)
+    runtime = parse_runtime(args.runtime)
+    cfg = cell_config(args.workflow, args.arch, method, args.batch, runtime, args.device)
+    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))  # the keys in force here, as train.run
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n = args.batch * 4
+    x_u8 = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y_u8 = rng.integers(0, cfg.data.num_classes, n).astype(np.int64)
+    t0 = time.perf_counter()
+    step, objective, batches = build_step(cfg, device, x_u8, y_u8)
+    checks = {}
+    fn = step if args.path in STEP_PATHS else piece_fn(args.path, objective, batches, checks)
+    for _ in range(args.warmup):
+        fn()
+    sync(device)
+    build_s = time.perf_counter() - t0
+    graph_check = teacher_graph_agreement(objective, next(batches)[0]) if objective.teacher_run else None
+    if graph_check is not None:
+        checks["teacher_graph_vs_eager"] = graph_check
+    base = {"arch": args.arch, "path": args.path, "variant": args.variant, "method": method, "batch": args.batch,
+            "runtime": {k: v for k, v in dataclasses.asdict(cfg.runtime).items() if k not in ("cuda", "progress")},
+            "runtime_args": args.runtime or "", "device": _device_name(device), "torch": torch.__version__,
+            "build_s": round(build_s, 3), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    append_row(args.json, {**base, "status": "building", "s_per_epoch": None, "step_s": None}, _meta())
+    print(f"  built {args.arch} {args.path} [{args.variant}] in {build_s:.1f}s", flush=True)
+    times = []
+    for _ in range(args.rounds):
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            fn()
+        sync(device)
+        times.append((time.perf_counter() - t) / args.steps)
+    step_s = statistics.median(times)
+    row = {**base, "status": "ok", "step_s": step_s, "s_per_epoch": round(step_s * EPOCH_IMAGES / args.batch, 4),
+           "images_per_s": args.batch / step_s if args.path in STEP_PATHS else None, "rounds_s": times,
+           "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None}
+    if checks:
+        row["checks"] = checks
+    return row
+
+
+def _device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+
+
+def _meta() -> dict:
+    return {"commit": os.environ.get("FPQ_GIT_COMMIT", ""), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--path", required=True, choices=PATHS)
+    p.add_argument("--variant", default="", help="label of the runtime variant (e.g. eager, config, graph)")
+    p.add_argument("--runtime", default="", help="runtime keys laid over the workflow config's, KEY=VAL[,KEY=VAL]")
+    p.add_argument("--workflow", default="config/paper.yaml", help="workflow config whose runtime the cell gets")
+    p.add_argument("--json", required=True, help="the session's JSON file (rows are appended)")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--over", type=int, help="write this path's row as over N s (it ran out of its box)")
+    p.add_argument("--failed", type=int, help="write this path's row as failed with this exit status")
+    p.add_argument("--skipped", action="store_true", help="write this path's row as not run (budget spent)")
+    args = p.parse_args(argv)
+    if args.over is not None:
+        row = unfinished_row(args, "over", f"over {args.over} s")
+    elif args.failed is not None:
+        row = unfinished_row(args, "failed", f"failed (exit {args.failed})")
+    elif args.skipped:
+        row = unfinished_row(args, "skipped", "not run (session budget spent)")
+    else:
+        row = measure(args)
+    append_row(args.json, row, _meta())
+    shown = f"{row['s_per_epoch']:.3f} s/epoch" if isinstance(row["s_per_epoch"], float) else row["s_per_epoch"]
+    built = f"{row['build_s']:.1f}" if isinstance(row["build_s"], float) else row["build_s"]
+    print(f"{args.arch:12s} {args.path:14s} {args.variant:8s} {shown:>20s}   build {built}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
