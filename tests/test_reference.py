@@ -1,6 +1,8 @@
 """The reference run's machinery on CPU: reference/run_gpu.sh on a tiny variant of config/reference.yaml
-(the mini CIFAR-10), its pack regenerates its own tables; and the committed reference, if any, too."""
+(the mini CIFAR-10) in two calls in a row, as on a GPU machine; each pack regenerates its own tables;
+and the committed reference, if any, too."""
 import filecmp
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -25,12 +27,12 @@ def regenerate_and_compare(root: Path, tmp: Path) -> list[str]:
     return [name for name in shipped if not filecmp.cmp(root / "tables" / name, tmp / "again" / name, shallow=False)]
 
 
-def tiny_reference(tmp: Path, mini_npz: Path) -> Path:
+def tiny_reference(tmp: Path, mini_npz: Path, qat_epochs: int = 1) -> Path:
     config = yaml.safe_load((REPO / "config" / "reference.yaml").read_text())
     config["grids"]["ablation"]["archs"] = ["resnet20"]  # ResNet-18 on 2 CPU cores is minutes per step
     config.update(seeds=[0, 1], results=str(tmp / "results"), tables=str(tmp / "tables"), figures=str(tmp / "figures"),
                   data={"cifar10": {"source": "npz", "path": str(mini_npz), "train_subset": 500, "test_subset": 300}},
-                  teacher={"epochs": 1, "batch_size": 128}, qat={"epochs": 1, "batch_size": 128},
+                  teacher={"epochs": 1, "batch_size": 128}, qat={"epochs": qat_epochs, "batch_size": 128},
                   runtime={"device": "cpu", "threads": 1},
                   hessian={**config["hessian"], "probes": 2, "batch_size": 32, "final_probes": 2, "final_batches": 1,
                            "eigen_iters": 2},
@@ -40,27 +42,76 @@ def tiny_reference(tmp: Path, mini_npz: Path) -> Path:
     return path
 
 
-@pytest.mark.workflow
-def test_the_gpu_script_runs_the_reference_dag_and_its_pack_regenerates_its_tables(tmp_path, mini_npz):
-    out = tmp_path / "out"
+def run_script(out: Path, config: Path, **env: str) -> tuple[subprocess.CompletedProcess, str]:
+    """reference/run_gpu.sh as a device call runs it: OUT empty, the repository root as working directory."""
     out.mkdir()
-    env = {**os.environ, "OUT": str(out), "CONFIG": str(tiny_reference(tmp_path, mini_npz)), "JOBS_PER_GPU": "2",
-           "BUDGET_S": "1500"}
+    env = {**os.environ, "OUT": str(out), "CONFIG": str(config), "JOBS_PER_GPU": "2", "BUDGET_S": "1500",
+           "DATA_LABEL": "CIFAR-10 (q90 copy)", **env}
     run = subprocess.run(["bash", "reference/run_gpu.sh"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=1800)
-    log = (out / "session.log").read_text()
-    assert run.returncode == 0 and "snakemake exit 0" in log, log + (out / "snakemake.log").read_text()[-3000:]
-    assert len(list(out.iterdir())) <= 8  # the device tool brings back at most 8 files
-    files = unpack(out / "reference.tar.gz", tmp_path / "reference")
-    names = {str(f.relative_to(tmp_path / "reference")) for f in files}
+    log = (out / "session.log").read_text() if (out / "session.log").exists() else run.stdout + run.stderr
+    return run, log
+
+
+def unpacked(out: Path, into: Path) -> tuple[set[str], dict]:
+    files = unpack(out / "reference.tar.gz", into)
+    return {str(f.relative_to(into)) for f in files}, json.loads((into / "run.json").read_text())
+
+
+@pytest.mark.workflow
+def test_two_calls_in_a_row_finish_the_reference_dag_and_each_packs_what_exists(tmp_path, mini_npz):
+    """The chained device calls on CPU: the first is stopped by its time box once a QAT run has saved
+    the checkpoint of its first of two epochs (STOP_WHEN makes that point exact instead of a clock's:
+    the stop takes about a second, the second epoch several); the second call continues the same DAG
+    without redoing the teacher, resumes the interrupted run from its checkpoint, and completes the
+    DAG. Both leave a pack."""
+    config = tiny_reference(tmp_path, mini_npz, qat_epochs=2)
+    results = tmp_path / "results" / "runs"
+    teacher = results / "resnet20_cifar10_fp_s0"
+
+    first, log = run_script(tmp_path / "out1", config, GRACE_S="0",
+                            STOP_WHEN=str(results / "*_w2a4_*" / "checkpoint.pt"))
+    assert first.returncode == 0 and "stopped by the time box" in log, log + first.stderr[-3000:]
+    interrupted = [d for d in results.glob("*_w2a4_*") if (d / "checkpoint.pt").exists()
+                   and not (d / "metrics.json").exists()]
+    assert interrupted, log  # stopped after an epoch's checkpoint, before the run's end
+    names, info = unpacked(tmp_path / "out1", tmp_path / "pack1")
+    assert info["call"] == 1 and info["dag_complete"] is False and info["stopped_by_time_box"] is True
+    assert info["progress"]["runs"]["missing"] and "resnet20_cifar10_fp_s0" not in info["progress"]["runs"]["missing"]
+    assert "results/runs/resnet20_cifar10_fp_s0/metrics.json" in names and "tables/table2_ablation.md" in names
+    assert regenerate_and_compare(tmp_path / "pack1", tmp_path / "again1") == []  # partial tables are still true
+    teacher_bytes, teacher_mtime = (teacher / "metrics.json").read_bytes(), (teacher / "metrics.json").stat().st_mtime_ns
+
+    second, log = run_script(tmp_path / "out2", config, CONTINUATION="1")
+    sm_log = (tmp_path / "out2" / "snakemake.log").read_text()
+    assert second.returncode == 0 and "snakemake exit 0" in log, log + sm_log[-3000:]
+    assert "call 2 of this DAG" in log and "rule train_teacher" not in sm_log  # the teacher was not run again
+    assert (teacher / "metrics.json").read_bytes() == teacher_bytes
+    assert (teacher / "metrics.json").stat().st_mtime_ns == teacher_mtime
+    assert (teacher / "train.log").read_text().count("== attempt") == 1
+    for run in interrupted:  # resumed from the checkpoint of call 1, not trained again from scratch
+        assert "resuming after epoch 1" in (run / "train.log").read_text(), run.name
+    for out in ("out1", "out2"):
+        assert len(list((tmp_path / out).iterdir())) <= 8  # the device tool brings back at most 8 files
+    names, info = unpacked(tmp_path / "out2", tmp_path / "reference")
+    assert info["call"] == 2 and info["dag_complete"] is True and info["snakemake_exit"] == 0
+    assert [c["call"] for c in info["calls"]] == [1, 2] and info["calls"][0]["dag_complete"] is False
+    assert all(not p["missing"] and not p["failed"] for p in info["progress"].values()), info["progress"]
+    assert info["data"] == "CIFAR-10 (q90 copy)" and info["jobs_per_gpu"] == 2
     assert "results/index.json" in names and "tables/claims.md" in names and "figures/fig5_hessian.png" in names
     assert "results/runs/resnet20_cifar10_w2a4_fpq_p0.1_s1/hessian.json" in names
     assert not [n for n in names if n.endswith((".pt", ".tmp"))]  # no weights, no checkpoints
     index = read_index(tmp_path / "reference" / "results" / "index.json")
     assert [rid for rid in index.runs if index.runs[rid].stage == "teacher"] == ["resnet20_cifar10_fp_s0"]
     assert regenerate_and_compare(tmp_path / "reference", tmp_path) == []
-    info = yaml.safe_load((tmp_path / "reference" / "run.json").read_text())
-    assert info["data"] == "CIFAR-10 (q90 copy)" and info["snakemake_exit"] == 0 and info["jobs_per_gpu"] == 2
+
+
+def test_a_continuation_on_a_machine_without_the_first_call_stops_at_once(tmp_path, mini_npz):
+    """If the machine went back between the calls, the second call finds nothing to continue: it says
+    so and starts no Snakemake (it would spend the rest of the device time on a new, short DAG)."""
+    run, log = run_script(tmp_path / "out", tiny_reference(tmp_path, mini_npz), CONTINUATION="1")
+    assert run.returncode == 3 and "nothing to continue" in log, log
+    assert not (tmp_path / "out" / "snakemake.log").exists() and not (tmp_path / "results" / "runs").exists()
 
 
 def test_the_committed_reference_tables_are_what_its_metrics_give(tmp_path):
