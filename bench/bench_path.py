@@ -2,7 +2,7 @@
 
 One process per path (bench/gpu_harness.sh gives each its own time box). The models, the loss and
 the optimizer step are built by the functions `fpq qat` uses (fpq.plan.grid.run_config for the
-RunConfig a workflow config gives the cell, fpq.run.train.prepare_models / prepare_student,
+RunConfig a workflow config gives the cell, fpq.run.train.build_student,
 make_objective, make_optimizer, train_step), on batches of fpq's DeviceLoader (GPU augmentation
 included); only the teacher's weights are random (their values do not change the cost).
 
@@ -134,17 +134,13 @@ def build_step(cfg, device, x_u8, y_u8):
     from fpq.method.registry import METHODS
     from fpq.models import create_model
     from fpq.run.data import DeviceLoader
-    from fpq.run.train import make_objective, make_optimizer, prepare_models, prepare_student, train_step
+    from fpq.run.train import build_student, make_objective, make_optimizer, train_step
 
     spec = METHODS[cfg.method]
     loader = DeviceLoader(x_u8, y_u8, cfg.data.dataset, cfg.optim.batch_size, device, train=True, seed=cfg.seed,
                           channels_last=cfg.runtime.channels_last, drop_last=True)
-    if spec.quantizer is None:
-        student, teacher = prepare_student(cfg, None, None, device), None
-    else:
-        teacher = create_model(cfg.arch, cfg.data.num_classes).to(device).eval()
-        images, _ = loader.sample(min(cfg.quant.calib_images, x_u8.shape[0]), seed=cfg.seed)
-        student, teacher = prepare_models(cfg, teacher, images, device)
+    teacher = create_model(cfg.arch, cfg.data.num_classes) if spec.quantizer else None  # random weights: speed only
+    student, teacher = build_student(cfg, loader, device, teacher)
     objective = make_objective(cfg, student, teacher)
     optimizer, _ = make_optimizer(cfg, student)
     params = [p for p in student.parameters() if p.requires_grad]

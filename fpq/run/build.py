@@ -74,12 +74,3 @@ def _check_teacher_fits(path, tcfg: RunConfig, cfg: RunConfig) -> None:
         mismatches.append(f"the teacher's method is {tcfg.method!r}, a teacher must be an 'fp' run")
     if mismatches:
         raise CheckpointError(f"teacher {path} does not fit this run: {'; '.join(mismatches)}")
-
-
-def load_teacher(cfg: RunConfig, device: torch.device) -> CifarModel:
-    """The FP teacher of a QAT run, frozen; refuses one of another arch, dataset or a non-FP run."""
-    teacher, _ = load_model(cfg.teacher, device, expect=cfg)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher

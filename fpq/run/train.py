@@ -29,7 +29,7 @@ from fpq.method.perturb import attach_sfp
 from fpq.method.registry import METHODS
 from fpq.method.teacher import prepare_teacher
 from fpq.quant import calibrate, quantizer_parameters
-from fpq.run.build import load_model, load_teacher, resolve_device, save_model, skeleton
+from fpq.run.build import load_model, resolve_device, save_model, skeleton
 from fpq.run.cell import Cell
 from fpq.run.data import DeviceLoader, load_arrays
 from fpq.run.provenance import provenance
@@ -66,14 +66,13 @@ def check_teacher(cfg: RunConfig) -> None:
         raise TeacherFailed(f"teacher {status.get('run_id') or cfg.teacher} failed: {status.get('error')}")
 
 
-def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device):
-    """Float model (teacher stage), or the teacher's copy made quantized and calibrated."""
+def build_student(cfg: RunConfig, loader: DeviceLoader, device: torch.device, teacher: nn.Module | None = None):
+    """Float model (teacher stage), or the teacher's copy made quantized and calibrated; `teacher`
+    is the FP teacher `preflight` loaded and checked, moved to the device here."""
     if not cfg.is_qat:
         return prepare_student(cfg, None, None, device), None
-    check_teacher(cfg)
-    teacher = load_teacher(cfg, device)
     images, _ = loader.sample(cfg.quant.calib_images, seed=cfg.seed)
-    return prepare_models(cfg, teacher, images, device)
+    return prepare_models(cfg, teacher.to(device), images, device)
 
 
 def prepare_models(cfg: RunConfig, teacher: nn.Module, calib_images, device: torch.device):
@@ -297,16 +296,17 @@ def preflight(cfg: RunConfig, out: Path):
     checkpoint to resume, then the folder's writability. So bad input leaves no half-made run
     folder (no config.json, no `== attempt` line), and a read-only or full folder fails now, not
     after training. Returns the config with the speed keys in force on this device, the device,
-    the data and the checkpoint (None when there is none)."""
+    the data, the checkpoint and the teacher (on the CPU; None where there is none)."""
     device = resolve_device(cfg.runtime.device)
     cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))
     data = load_arrays(cfg.data)
+    teacher = None
     if cfg.is_qat:
         check_teacher(cfg)
-        load_model(cfg.teacher, "cpu", expect=cfg)  # loaded again on the device once the run starts
+        teacher, _ = load_model(cfg.teacher, "cpu", expect=cfg)  # read once: build_student moves it over
     ckpt = load_torch(out / CHECKPOINT) if (out / CHECKPOINT).exists() else None
     ensure_writable(out)
-    return cfg, device, data, ckpt
+    return cfg, device, data, ckpt, teacher
 
 
 def run(cfg: RunConfig, out: str | Path) -> dict:
@@ -314,7 +314,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     out = Path(out)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    cfg, device, data, ckpt = preflight(cfg, out)
+    cfg, device, data, ckpt, teacher = preflight(cfg, out)
     write_text(out / "config.json", dump_config(cfg))  # the resolved config, there from the start
     log = RunLog(cfg, out)
     seed_everything(cfg.seed)
@@ -324,7 +324,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
                                 drop_last=cfg.runtime.compile or cfg.runtime.csd_compile)  # one shape per compile
     test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
                                channels_last=cl)
-    model, teacher = build_student(cfg, train_loader, device)
+    model, teacher = build_student(cfg, train_loader, device, teacher)
     objective = make_objective(cfg, model, teacher)
     forward = eval_forward(cfg, model)
     optimizer, scheduler = make_optimizer(cfg, model)
