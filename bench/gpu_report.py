@@ -146,14 +146,19 @@ def _seconds(rows: list[dict], arch: str, path: str, variant: str):
     return row["s_per_epoch"] if row["status"] == "ok" else row["s_per_epoch"] or row["status"]
 
 
+def _measured(rows: list[dict], arch: str, paths: tuple[str, ...], variant: str) -> dict:
+    """{path: s/epoch or its text} of the paths that have a row."""
+    found = {p: _seconds(rows, arch, p, variant) for p in paths}
+    return {p: v for p, v in found.items() if v is not None}
+
+
 def summary(rows: list[dict], variant: str = "eager") -> dict:
     """Per arch: s/epoch of FP, LSQ, LSQ+CSD and FPQ on one variant, FPQ's pieces, and the build
     seconds of every path measured (`path` on that variant, `path@other` on the others)."""
     out = {}
     for arch in dict.fromkeys(r["arch"] for r in rows):
         mine = [r for r in rows if r["arch"] == arch]
-        entry = {p: _seconds(mine, arch, p, variant) for p in SUMMARY_PATHS if _seconds(mine, arch, p, variant) is not None}
-        pieces = {p: _seconds(mine, arch, p, variant) for p in PIECE_PATHS if _seconds(mine, arch, p, variant) is not None}
+        entry, pieces = (_measured(mine, arch, paths, variant) for paths in (SUMMARY_PATHS, PIECE_PATHS))
         if pieces:
             entry["pieces"] = pieces
         entry["build_s"] = {(r["path"] if r.get("variant", "") == variant else f"{r['path']}@{r.get('variant', '')}"):

@@ -19,37 +19,9 @@ from pathlib import Path
 import yaml
 
 from fpq.io import write_text
-from fpq.plan.budget import concurrency_from_bench, load_timings, timings_from_bench
+from fpq.plan.budget import concurrency_from_bench, load_timings, timings_from_bench, timings_from_summary
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-SUMMARY_KINDS = {"fp": "fp", "qat": "lsq", "qat_teacher": "fpq"}  # epoch_seconds column <- summary path
-
-
-def timings_from_summary(summary: dict, previous: dict | None = None) -> tuple[dict, list[str]]:
-    """epoch_seconds.yaml's table from gpu_report.py's summary.json: every arch whose FP, LSQ and
-    FPQ were all measured gets a measured row (no `estimated`); the others keep their previous row.
-    Returns the table and one note per arch kept."""
-    previous = previous or {}
-    archs = {arch: {"source": previous.get("card", "unknown"), **row} for arch, row in previous.get("archs", {}).items()}
-    notes, card = [], None
-    for arch, entry in summary.items():
-        values = {kind: entry.get(path) for kind, path in SUMMARY_KINDS.items()}
-        bad = {k: v for k, v in values.items() if not isinstance(v, (int, float))}
-        if bad:
-            why = ", ".join(f"{SUMMARY_KINDS[k]} {v if v is not None else 'absent'}" for k, v in bad.items())
-            notes.append(f"{arch}: kept its previous row ({why})")
-            continue
-        keys = ", ".join(f"{k}={v}" for k, v in (entry.get("runtime") or {}).items() if k not in ("device", "threads"))
-        source = (f"{entry.get('device')}, fpq qat path [{entry.get('variant')}] ({keys}), batch {entry.get('batch')}, "
-                  f"torch {entry.get('torch')}")
-        archs[arch] = {**{k: round(float(v), 3) for k, v in values.items()}, "source": source}
-        card = card or source
-    out = {"card": card or previous.get("card", "unknown"), "archs": archs}
-    if previous.get("concurrency"):
-        out["concurrency"] = previous["concurrency"]
-    return out, notes
 
 
 def main(argv=None) -> int:

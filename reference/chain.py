@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from fpq.io import write_json  # noqa: E402
 from fpq.plan.grid import expand, load_workflow_config  # noqa: E402
 
 
@@ -43,11 +44,7 @@ def read_chain(config: dict) -> list[dict]:
 
 
 def write_chain(config: dict, calls: list[dict]) -> None:
-    path = chain_file(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"calls": calls}, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(chain_file(config), {"calls": calls})  # atomic: a call cut off mid-write leaves the old chain
 
 
 def begin(config: dict) -> int:

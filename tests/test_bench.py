@@ -9,6 +9,7 @@ import torch
 
 from fpq.method.perturb import attach_sfp
 from fpq.models import create_model
+from fpq.plan.budget import timings_from_summary
 from fpq.quant import prepare_qat
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,14 +88,13 @@ def test_the_harness_smoke_run_writes_a_row_for_every_path(tmp_path):
 
 
 def test_timings_from_a_summary_take_measured_archs_only_and_drop_the_estimate():
-    write_timings = load_bench("write_timings")
     previous = {"card": "old card", "archs": {"resnet20": {"fp": 5.0, "qat": 11.0, "qat_teacher": 13.0,
                                                            "estimated": True},
                                               "resnet50": {"fp": 6.0, "qat": 13.0, "qat_teacher": 16.0}}}
     summary = {"resnet20": {"fp": 0.5, "lsq": 0.6, "lsq+csd": 0.7, "fpq": 0.8, "device": "GPU", "variant": "eager",
                             "batch": 256, "torch": "2.x", "runtime": {"bf16": True}},
                "resnet50": {"fp": 2.0, "lsq": "over 35 s", "fpq": 3.0}}
-    timings, notes = write_timings.timings_from_summary(summary, previous)
+    timings, notes = timings_from_summary(summary, previous)
     r20 = timings["archs"]["resnet20"]
     assert (r20["fp"], r20["qat"], r20["qat_teacher"]) == (0.5, 0.6, 0.8) and "estimated" not in r20
     assert "GPU" in r20["source"] and "eager" in r20["source"] and timings["card"] == r20["source"]

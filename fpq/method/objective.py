@@ -9,7 +9,6 @@ memory-speed `csd_loss`, itself compiled alone when `csd_compile` asks.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Protocol
 
 import torch
@@ -18,13 +17,8 @@ from torch import nn
 
 from fpq.method.distill import csd_loss, kd_loss
 from fpq.method.registry import MethodSpec
-from fpq.method.teacher import TeacherForward
+from fpq.method.teacher import TeacherForward, autocast_bf16
 from fpq.models import ConvTaps
-
-
-def autocast_bf16(x: torch.Tensor, enabled: bool):
-    """bf16 autocast on x's device (CUDA or CPU) when enabled; otherwise a no-op (fp32)."""
-    return torch.autocast(x.device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
 def compiled(fn, mode: str):
@@ -51,7 +45,7 @@ class Objective:
         if spec.uses_teacher_forward and teacher is None:
             raise ValueError(f"method {spec.name!r} needs a teacher")
         self.spec, self.quant, self.student, self.teacher = spec, quant, student, teacher
-        self.student_bf16, self.teacher_bf16 = student_bf16, teacher_bf16
+        self.student_bf16 = student_bf16  # the teacher's precision is its TeacherForward's
         self.student_taps = ConvTaps(student) if spec.csd else None
         self.teacher_taps = ConvTaps(teacher) if spec.csd else None
         # Inside a compiled loss the teacher is part of the graph: no separate capture, no nested compile.

@@ -39,7 +39,9 @@ def prepare_teacher(teacher: nn.Module, channels_last: bool = False, bf16: bool 
     return teacher
 
 
-def _autocast(x: torch.Tensor, enabled: bool, cache: bool = True):
+def autocast_bf16(x: torch.Tensor, enabled: bool, cache: bool = True):
+    """bf16 autocast on x's device (CUDA or CPU) when enabled; otherwise a no-op (fp32). `cache`
+    off inside a CUDA-graph capture (autocast's weight-cast cache must not outlive it)."""
     return torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=cache) if enabled else nullcontext()
 
 
@@ -77,7 +79,7 @@ class TeacherForward:
         return logits
 
     def _eager(self, x: torch.Tensor, cache: bool = True) -> torch.Tensor:
-        with _autocast(x, self.bf16, cache):
+        with autocast_bf16(x, self.bf16, cache):
             return self.teacher(x)
 
     def _capture(self, x: torch.Tensor) -> None:

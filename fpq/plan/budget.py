@@ -36,17 +36,45 @@ def timings_from_bench(bench: dict, previous: dict | None = None, path: str = "f
     runtime = rows[0].get("runtime") or bench.get("runtime") or {}
     keys = ", ".join(f"{k}={v}" for k, v in runtime.items() if k != "device") or "defaults"
     source = f"{bench['device']}, fpq path ({keys}), batch {bench['batch']}, torch {bench['torch']}"
-    previous = previous or {}
-    archs = {arch: {"source": previous.get("card", "unknown"), **row}
-             for arch, row in previous.get("archs", {}).items()}
+    archs = _kept_rows(previous)
     for arch in sorted({r["model"] for r in rows}):
         missing = [m for m in TIMING_KINDS.values() if (arch, m) not in by]
         if missing:
             raise ValueError(f"{arch}: the benchmark lacks {missing}; run it with --methods fp,lsq,fpq")
         archs[arch] = {**{kind: round(by[(arch, m)]["s_per_epoch"], 3) for kind, m in TIMING_KINDS.items()},
                        "source": source}
-    out = {"card": source, "archs": archs}
-    if previous.get("concurrency"):
+    return _timings(source, archs, previous)
+
+
+def timings_from_summary(summary: dict, previous: dict | None = None) -> tuple[dict, list[str]]:
+    """The epoch_seconds table from bench/gpu_report.py's summary.json (round 3): every arch whose
+    FP, LSQ and FPQ were all measured gets a measured row (no `estimated`); the others keep their
+    previous row. Returns the table and one note per arch kept."""
+    archs, notes, card = _kept_rows(previous), [], None
+    for arch, entry in summary.items():
+        values = {kind: entry.get(path) for kind, path in TIMING_KINDS.items()}
+        bad = {k: v for k, v in values.items() if not isinstance(v, (int, float))}
+        if bad:
+            why = ", ".join(f"{TIMING_KINDS[k]} {v if v is not None else 'absent'}" for k, v in bad.items())
+            notes.append(f"{arch}: kept its previous row ({why})")
+            continue
+        keys = ", ".join(f"{k}={v}" for k, v in (entry.get("runtime") or {}).items() if k not in ("device", "threads"))
+        source = (f"{entry.get('device')}, fpq qat path [{entry.get('variant')}] ({keys}), batch {entry.get('batch')}, "
+                  f"torch {entry.get('torch')}")
+        archs[arch] = {**{k: round(float(v), 3) for k, v in values.items()}, "source": source}
+        card = card or source
+    return _timings(card or (previous or {}).get("card", "unknown"), archs, previous), notes
+
+
+def _kept_rows(previous: dict | None) -> dict:
+    """The previous table's rows, each naming its source (the card it was measured on)."""
+    previous = previous or {}
+    return {arch: {"source": previous.get("card", "unknown"), **row} for arch, row in previous.get("archs", {}).items()}
+
+
+def _timings(card: str, archs: dict, previous: dict | None) -> dict:
+    out = {"card": card, "archs": archs}
+    if (previous or {}).get("concurrency"):
         out["concurrency"] = previous["concurrency"]
     return out
 

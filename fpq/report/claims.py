@@ -18,6 +18,7 @@ import pandas as pd
 from fpq.config import FP_BITS
 from fpq.method.registry import METHODS
 from fpq.report.formats import DASH, MEASURE, TOP1, Scale, distinct, pvalue
+from fpq.report.paper import paper_number
 from fpq.report.results import Collected, select, settings, unique_cells, values
 from fpq.report.stats import (
     DOES_NOT_HOLD,
@@ -73,11 +74,7 @@ def _cell_values(frame, method: str, main_p: float, dataset, arch, w, a, column:
 
 
 def _paper_top1(ref: pd.DataFrame, table: str, dataset, arch, method: str, w, a) -> float:
-    if method == "fp":
-        w = a = FP_BITS
-    hit = ref[(ref.table == table) & (ref.dataset == dataset) & (ref.arch == arch) & (ref.method == method)
-              & (ref.w_bits == w) & (ref.a_bits == a)]
-    return float(hit.top1.iloc[0]) if len(hit) else math.nan
+    return paper_number(ref, table, dataset, arch, method, *((FP_BITS, FP_BITS) if method == "fp" else (w, a)))[0]
 
 
 def paper_gain(ref: pd.DataFrame | None, tables: tuple, dataset, arch, w, a, better: str, worse: str) -> float:

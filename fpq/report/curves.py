@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fpq.report.plots import band, band_panel, empty, panel_grid, plt, save
+from fpq.report.plots import band, band_figure, save
 from fpq.report.results import CELL, Collected
-from fpq.run.cell import DATASET_LABELS, Cell, arch_label, bits_label, method_label
+from fpq.run.cell import Cell, method_label
 
 CURVE_GRIDS = ("ablation",)
 SETTING = ["dataset", "arch", "w_bits", "a_bits"]
@@ -45,27 +45,14 @@ def curve_series(collected: Collected, grids: tuple[str, ...] = CURVE_GRIDS) -> 
 
 
 def curves_plot(collected: Collected, grids: tuple[str, ...] = CURVE_GRIDS):
-    series = curve_series(collected, grids)
-    rows, cols = panel_grid(series) if series else ([None], [None])
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows) + 0.6), squeeze=False,
-                             constrained_layout=True)
+    def lines(panel: dict) -> list:
+        return [(method_label(m) + (f" (p={p:g})" if p is not None else ""), m, line) for (m, p), line in panel.items()]
+
     which = ", ".join(grids)
-    if not series:
-        empty(axes[0, 0], f"no training histories of the {which} grid in the run index", collected)
-        return fig
-    fig.suptitle(f"Test top-1 after each QAT epoch, cells of the {which} grid\n"
-                 "Line: mean over seeds (n in each legend); band: ± 1 std over them.", fontsize=8)
-    for i, (dataset, arch) in enumerate(rows):
-        for j, (w, a) in enumerate(cols):
-            ax, panel = axes[i, j], series.get((dataset, arch, w, a))
-            if not panel:
-                ax.set_axis_off()
-                continue
-            lines = [(method_label(method) + (f" (p={p:g})" if p is not None else ""), method, line)
-                     for (method, p), line in panel.items()]
-            band_panel(ax, lines, f"{arch_label(arch)}, {DATASET_LABELS.get(dataset, dataset)}, {bits_label(w, a)}",
-                       "test top-1 (%)" if j == 0 else None, "lower right")
-    return fig
+    return band_figure(curve_series(collected, grids), lines, "test top-1 (%)", "lower right",
+                       f"Test top-1 after each QAT epoch, cells of the {which} grid\n"
+                       "Line: mean over seeds (n in each legend); band: ± 1 std over them.",
+                       f"no training histories of the {which} grid in the run index", collected)
 
 
 def curves_figure(collected: Collected, out: Path, grids: tuple[str, ...] = CURVE_GRIDS) -> list[Path]:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from fpq.report.curves import CURVE_GRIDS, curves_figure
 from fpq.report.formats import distinct
-from fpq.report.plots import band, band_panel, color, empty, panel_grid, plt, readable_ticks, save
+from fpq.report.plots import band, band_figure, color, empty, plt, readable_ticks, save
 from fpq.report.results import Collected, select, unique_cells
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label, setting_rank
 
@@ -60,26 +60,13 @@ def fig5_caption(collected: Collected) -> str:
 
 def hessian_plot(collected: Collected):
     """Rows = dataset x arch, columns = bit settings; mean ± std band over seeds, clipped at 0."""
-    series = fig5_series(collected)
-    rows, cols = panel_grid(series) if series else ([None], [None])
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows) + 0.6), squeeze=False,
-                             constrained_layout=True)
-    if not series:
-        empty(axes[0, 0], "no Hessian trajectories in the run index", collected)
-        return fig
-    fig.suptitle(f"Hessian trace during QAT\n{fig5_caption(collected)}", fontsize=8)
-    for i, (dataset, arch) in enumerate(rows):
-        for j, (w, a) in enumerate(cols):
-            ax = axes[i, j]
-            panel = series.get((dataset, arch, w, a))
-            if not panel:
-                ax.set_axis_off()
-                continue
-            lines = [(method_label(method) + (f" (p={collected.main_p:g})" if method == "fpq" else ""), method, line)
-                     for method, line in panel.items()]
-            band_panel(ax, lines, f"{arch_label(arch)}, {DATASET_LABELS.get(dataset, dataset)}, {bits_label(w, a)}",
-                       "Hessian trace" if j == 0 else None, "upper right")
-    return fig
+    def lines(panel: dict) -> list:
+        return [(method_label(m) + (f" (p={collected.main_p:g})" if m == "fpq" else ""), m, line)
+                for m, line in panel.items()]
+
+    return band_figure(fig5_series(collected), lines, "Hessian trace", "upper right",
+                       f"Hessian trace during QAT\n{fig5_caption(collected)}",
+                       "no Hessian trajectories in the run index", collected)
 
 
 def hessian_figure(collected: Collected, out: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from fpq.io import atomic_write  # noqa: E402
 from fpq.report.results import Collected  # noqa: E402
-from fpq.run.cell import arch_rank, bits_rank  # noqa: E402
+from fpq.run.cell import DATASET_LABELS, arch_label, arch_rank, bits_label, bits_rank  # noqa: E402
 
 COLORS = {"fp": "tab:gray", "pact": "tab:brown", "lsq": "tab:blue", "lsq+": "tab:cyan", "kd": "tab:olive",
           "lsq+sam": "tab:purple", "lsq+sfp": "tab:orange", "lsq+csd": "tab:green", "fpq": "tab:red"}
@@ -47,6 +47,10 @@ def band(series: list[pd.Series], floor: float | None = None) -> dict:
             "n": len(series)}
 
 
+def panel_title(dataset, arch, w_bits, a_bits) -> str:
+    return f"{arch_label(arch)}, {DATASET_LABELS.get(dataset, dataset)}, {bits_label(w_bits, a_bits)}"
+
+
 def band_panel(ax, lines: list[tuple[str, str, dict]], title: str, ylabel: str | None, legend_loc: str) -> None:
     """One panel of mean ± std bands against epoch: `lines` are (label, method, band(...))."""
     for label, method, line in lines:
@@ -58,6 +62,29 @@ def band_panel(ax, lines: list[tuple[str, str, dict]], title: str, ylabel: str |
     if ylabel:
         ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc=legend_loc)
+
+
+def band_figure(series: dict, lines_of, ylabel: str, legend_loc: str, suptitle: str, empty_why: str,
+                collected: Collected):
+    """Band panels, rows dataset x arch and columns bit settings in the paper's order, from
+    {(dataset, arch, w_bits, a_bits): panel}; `lines_of(panel)` gives a panel's (label, method, band)
+    lines. With no series, one empty panel saying why."""
+    rows, cols = panel_grid(series) if series else ([None], [None])
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows) + 0.6), squeeze=False,
+                             constrained_layout=True)
+    if not series:
+        empty(axes[0, 0], empty_why, collected)
+        return fig
+    fig.suptitle(suptitle, fontsize=8)
+    for i, (dataset, arch) in enumerate(rows):
+        for j, (w, a) in enumerate(cols):
+            panel = series.get((dataset, arch, w, a))
+            if not panel:
+                axes[i, j].set_axis_off()
+                continue
+            band_panel(axes[i, j], lines_of(panel), panel_title(dataset, arch, w, a), ylabel if j == 0 else None,
+                       legend_loc)
+    return fig
 
 
 def panel_grid(keys) -> tuple[list[tuple], list[tuple]]:

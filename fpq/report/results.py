@@ -15,8 +15,6 @@ from pathlib import Path
 import pandas as pd
 
 from fpq.plan.index import RunIndex
-from fpq.report.formats import TOP1
-from fpq.report.stats import verdict_text, welch
 from fpq.run.cell import setting_rank
 
 CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
@@ -147,10 +145,3 @@ def values(rows: pd.DataFrame, column: str = "top1") -> pd.Series:
     """The ok rows' values by seed (index = seed): what a paired comparison lines up."""
     ok = rows[(rows.status == "ok") & rows[column].notna()]
     return pd.Series(ok[column].to_numpy(dtype=float), index=ok.seed.to_numpy(dtype=int), dtype=float)
-
-
-def compare(a: Stat, b: Stat, higher_is_better: bool = True) -> tuple[str, float, float]:
-    """(verdict, gain of a in the better direction, p-value) by Welch's t-test from two summaries,
-    for callers that have only means and stds; tables and claims pair seeds (fpq.report.stats)."""
-    c = welch(a.mean, a.std, a.n, b.mean, b.std, b.n, higher_is_better)
-    return verdict_text(c, TOP1), c.gain, c.p_value

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from fpq.config import FP_BITS
 from fpq.io import write_text
 from fpq.method.registry import METHODS, method_rank
 from fpq.plan.index import RunIndex
 from fpq.plan.table_specs import TABLES, TableSpec
 from fpq.report.claims import claims_markdown
+from fpq.report.formats import acc, signed
+from fpq.report.paper import load_reference, paper_number
 from fpq.report.results import Collected, Stat, collect, select, settings, summarize
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
 
@@ -37,16 +40,6 @@ class Table:
     spec: TableSpec
     rows: list[Row]
     missing: list[str]  # run ids of this table's rows without a result
-
-
-def load_reference(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path).fillna({"note": ""})
-
-
-def _paper(ref: pd.DataFrame, spec: TableSpec, dataset, arch, method: str, w: int, a: int) -> tuple[float, str]:
-    hit = ref[(ref.table == spec.paper_table) & (ref.dataset == dataset) & (ref.arch == arch)
-              & (ref.method == method) & (ref.w_bits == w) & (ref.a_bits == a)]
-    return (float(hit.top1.iloc[0]), str(hit.note.iloc[0])) if len(hit) else (math.nan, "")
 
 
 def row_methods(spec: TableSpec, trained: set[str]) -> list[str]:
@@ -70,7 +63,7 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
             sel = select(mine, dataset=dataset, arch=arch, method="fp")
             used.append(sel)
             rows.append(Row({**lead, "Bits": "FP", "Method": "FP"}, summarize(sel),
-                            *_paper(ref, spec, dataset, arch, "fp", 32, 32)))
+                            *paper_number(ref, spec.paper_table, dataset, arch, "fp", FP_BITS, FP_BITS)))
         setting = select(mine, dataset=dataset, arch=arch, w_bits=w, a_bits=a)
         for method in row_methods(spec, set(setting.method)):
             ps = sorted(setting[setting.method == method].p.dropna().unique()) if spec.by_p else (
@@ -80,7 +73,7 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
                 used.append(sel)
                 label = {"p": f"{p:g}"} if spec.by_p else {"Method": method_label(method)}
                 rows.append(Row({**lead, "Bits": bits_label(w, a), **label}, summarize(sel),
-                                *_paper(ref, spec, dataset, arch, spec.paper_method(method, p), w, a)))
+                                *paper_number(ref, spec.paper_table, dataset, arch, spec.paper_method(method, p), w, a)))
     picked = pd.concat(used) if used else mine.iloc[:0]
     missing = list(dict.fromkeys(picked.loc[picked.status == "missing", "run_id"]))
     return Table(spec, rows, missing)
@@ -89,7 +82,7 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
 def fmt_stat(s: Stat, pm: str = "±") -> str:
     if s.n == 0:
         return f"failed ({s.failed})" if s.failed else "missing"
-    text = f"{s.mean:.2f} {pm} {s.std:.2f}" if s.n >= 2 else f"{s.mean:.2f}"
+    text = f"{acc(s.mean)} {pm} {acc(s.std)}" if s.n >= 2 else acc(s.mean)
     return text + (f" [{s.failed} failed]" if s.failed else "")
 
 
@@ -104,9 +97,8 @@ def _records(table: Table, mark) -> list[dict]:
     out = []
     for row in table.rows:
         diff = row.stat.mean - row.paper if row.stat.n and not math.isnan(row.paper) else math.nan
-        paper = "—" if math.isnan(row.paper) else f"{row.paper:.2f}" + (mark(marks[row.note]) if row.note else "")
-        out.append({**row.labels, OURS: fmt_stat(row.stat), "n": str(row.stat.n), "Paper": paper,
-                    DELTA: "—" if math.isnan(diff) else f"{diff:+.2f}"})
+        paper = acc(row.paper) + (mark(marks[row.note]) if row.note and not math.isnan(row.paper) else "")
+        out.append({**row.labels, OURS: fmt_stat(row.stat), "n": str(row.stat.n), "Paper": paper, DELTA: signed(diff)})
     return out
 
 

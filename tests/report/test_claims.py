@@ -7,9 +7,9 @@ import pytest
 from scipy import stats as sp
 
 from fpq.report.claims import claims_markdown
+from fpq.report.paper import load_reference
 from fpq.report.results import collect
 from fpq.report.stats import paired, seeds_needed
-from fpq.report.tables import load_reference
 from tests.fake_results import workflow_config, write_results
 
 REFERENCE = load_reference(Path(__file__).resolve().parents[2] / "config" / "reference_tables.csv")

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from fpq.plan.index import RunIndex
-from fpq.report.results import Stat, collect, compare
+from fpq.report.results import Stat, collect
+from fpq.report.stats import verdict_text, welch
 from fpq.report.tables import build_tables
 from tests.fake_results import workflow_config, write_results
 
@@ -188,6 +189,11 @@ def test_collect_reads_cells_from_the_index_not_from_folder_names(tmp_path):
     c = collect(tmp_path / "results", index)
     assert set(c.runs.status) == {"ok", "missing"}
     assert c.runs.set_index("run_id").status["resnet18_cifar10_w2a4_lsq_s0"] == "missing"
+
+
+def compare(a: Stat, b: Stat, higher_is_better: bool = True) -> tuple[str, float, float]:
+    c = welch(a.mean, a.std, a.n, b.mean, b.std, b.n, higher_is_better)
+    return verdict_text(c), c.gain, c.p_value
 
 
 def test_welch_verdicts_from_summaries():
