@@ -12,6 +12,10 @@ Paths:
   csd / csd-reference                 CSD forward + backward alone on one step's conv maps, fpq's
                                       fast CSD (as the step runs it) / the instance_norm oracle
   sfp                                 SFP alone: the perturbation of every SFP layer, forward + backward
+  hessian                             one Hessian-trajectory point (16 probes, one batch); its row's
+                                      "s_per_epoch" is the seconds of one point (once per epoch)
+  agree                               the CUDA-graph step against the eager one (bench/agreement.py)
+  --jobs K (a step path)              K processes sharing the GPU, timed together (GPU sharing)
 
 Row: seconds per step (median of rounds), seconds per 50,000-image epoch (for a piece: the
 seconds of that piece per epoch), build seconds (models, optimizer, compile and warm-up), peak
@@ -34,10 +38,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # agreement.py beside this file; spawned workers import this one
 EPOCH_IMAGES = 50_000
 STEP_PATHS = ("fp", "lsq", "lsq+sfp", "lsq+csd", "kd", "fpq")
-PIECES = {"teacher": "fpq", "csd": "fpq", "csd-reference": "fpq", "sfp": "fpq"}  # piece -> method it is cut from
-PATHS = STEP_PATHS + tuple(PIECES)
+PIECES = {"teacher": "fpq", "csd": "fpq", "csd-reference": "fpq", "sfp": "fpq",  # piece -> method it is cut from
+          "hessian": "fpq"}
+HESSIAN_PROBES = 16  # one trajectory point of config/paper.yaml: 16 probes on one batch
+CHECKS = {"agree": "fpq"}  # bench/agreement.py: the graph step against the eager one (--method picks another)
+PATHS = STEP_PATHS + tuple(PIECES) + tuple(CHECKS)
 
 
 # ----------------------------------------------------------------------------- the JSON file
@@ -127,32 +135,33 @@ def _unvalidated(path: Path, arch: str, method: str, bits: tuple[int, int]) -> d
     return data
 
 
-def build_step(cfg, device, x_u8, y_u8):
-    """What train.run builds for this config: loader, student, teacher, objective, optimizer; the
-    step function runs one train_step on the loader's next batch."""
+def build_step(cfg, device, x_u8, y_u8, teacher=None):
+    """What train.run builds for this config: loader, student, teacher, objective, optimizer and
+    its training step (eager, or replayed from a CUDA graph with runtime.cuda_graph); the step
+    function runs one step on the loader's next batch. Returns (step, objective, batches, train_step)."""
 
     from fpq.method.registry import METHODS
     from fpq.models import create_model
     from fpq.run.data import DeviceLoader
-    from fpq.run.train import build_student, make_objective, make_optimizer, train_step
+    from fpq.run.train import build_student, make_objective, make_optimizer, make_step, uses_cuda_graph
 
     spec = METHODS[cfg.method]
     loader = DeviceLoader(x_u8, y_u8, cfg.data.dataset, cfg.optim.batch_size, device, train=True, seed=cfg.seed,
                           channels_last=cfg.runtime.channels_last, drop_last=True)
-    teacher = create_model(cfg.arch, cfg.data.num_classes) if spec.quantizer else None  # random weights: speed only
-    student, teacher = build_student(cfg, loader, device, teacher)
-    objective = make_objective(cfg, student, teacher)
+    if spec.quantizer and teacher is None:
+        teacher = create_model(cfg.arch, cfg.data.num_classes)  # random weights: speed only
+    student, teacher = build_student(cfg, loader, device, teacher if spec.quantizer else None)
+    objective = make_objective(cfg, student, teacher, uses_cuda_graph(cfg, device))
     optimizer, _ = make_optimizer(cfg, student)
-    params = [p for p in student.parameters() if p.requires_grad]
-    sam_rho = cfg.quant.sam_rho if spec.sam else None
+    train_step = make_step(cfg, student, objective, optimizer, device, log=lambda line: print("  " + line))
     student.train()
     batches = _cycle(loader)
 
     def step():
         x, y = next(batches)
-        return train_step(objective, optimizer, params, x, y, sam_rho)
+        return train_step(x, y)
 
-    return step, objective, batches
+    return step, objective, batches, train_step
 
 
 def _cycle(loader):
@@ -213,6 +222,10 @@ def piece_fn(piece: str, objective, batches, checks: dict):
 
     x, y = next(batches)
     q = objective.quant
+    if piece == "hessian":  # one Hessian-trajectory point (fpq.run.train.measure_trace's estimate)
+        from fpq.measure.hessian import hutchinson_trace
+
+        return lambda: hutchinson_trace(objective.student, [(x, y)], probes=HESSIAN_PROBES, seed=1234)
     if piece == "teacher":
         def run():
             objective.teacher_taps.start()
@@ -278,7 +291,7 @@ def measure(args) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as a training run on CUDA has it (fpq.run.train)
         torch.cuda.reset_peak_memory_stats(device)
-    method = PIECES.get(args.path, args.path)
+    method = args.method or PIECES.get(args.path) or CHECKS.get(args.path) or args.path
     runtime = parse_runtime(args.runtime)
     cfg = cell_config(args.workflow, args.arch, method, args.batch, runtime, args.device)
     cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))  # the keys in force here, as train.run
@@ -287,8 +300,12 @@ def measure(args) -> dict:
     n = args.batch * 4
     x_u8 = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     y_u8 = rng.integers(0, cfg.data.num_classes, n).astype(np.int64)
+    if args.path == "agree":
+        return measure_agreement(args, cfg, device, x_u8, y_u8, method)
+    if args.jobs > 1:
+        return measure_shared(args, cfg, device, method)
     t0 = time.perf_counter()
-    step, objective, batches = build_step(cfg, device, x_u8, y_u8)
+    step, objective, batches, train_step = build_step(cfg, device, x_u8, y_u8)
     checks = {}
     fn = step if args.path in STEP_PATHS else piece_fn(args.path, objective, batches, checks)
     for _ in range(args.warmup):
@@ -298,10 +315,7 @@ def measure(args) -> dict:
     graph_check = teacher_graph_agreement(objective, next(batches)[0]) if objective.teacher_run else None
     if graph_check is not None:
         checks["teacher_graph_vs_eager"] = graph_check
-    base = {"arch": args.arch, "path": args.path, "variant": args.variant, "method": method, "batch": args.batch,
-            "runtime": {k: v for k, v in dataclasses.asdict(cfg.runtime).items() if k not in ("cuda", "progress")},
-            "runtime_args": args.runtime or "", "device": _device_name(device), "torch": torch.__version__,
-            "build_s": round(build_s, 3), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    base = {**_row_base(args, cfg, device, method), "build_s": round(build_s, 3)}
     append_row(args.json, {**base, "status": "building", "s_per_epoch": None, "step_s": None}, _meta())
     print(f"  built {args.arch} {args.path} [{args.variant}] in {build_s:.1f}s", flush=True)
     times = []
@@ -313,12 +327,91 @@ def measure(args) -> dict:
         sync(device)
         times.append((time.perf_counter() - t) / args.steps)
     step_s = statistics.median(times)
-    row = {**base, "status": "ok", "step_s": step_s, "s_per_epoch": round(step_s * EPOCH_IMAGES / args.batch, 4),
+    per_epoch = step_s if args.path == "hessian" else step_s * EPOCH_IMAGES / args.batch  # one point per epoch
+    row = {**base, "status": "ok", "step_s": step_s, "s_per_epoch": round(per_epoch, 4),
            "images_per_s": args.batch / step_s if args.path in STEP_PATHS else None, "rounds_s": times,
            "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None}
+    if train_step.graph is not None:
+        row["graph"] = train_step.graph.report()
     if checks:
         row["checks"] = checks
     return row
+
+
+def _row_base(args, cfg, device, method) -> dict:
+    import torch
+
+    return {"arch": args.arch, "path": args.path, "variant": args.variant, "method": method, "batch": args.batch,
+            "runtime": {k: v for k, v in dataclasses.asdict(cfg.runtime).items() if k not in ("cuda", "progress")},
+            "runtime_args": args.runtime or "", "device": _device_name(device), "torch": torch.__version__,
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def measure_agreement(args, cfg, device, x_u8, y_u8, method) -> dict:
+    """The `agree` row: eager against CUDA-graph steps from one state (bench/agreement.py)."""
+    import agreement
+
+    t0 = time.perf_counter()
+    checks = {"graph_vs_eager_50_steps": agreement.loss_agreement(cfg, device, x_u8, y_u8, args.agree_steps)}
+    append_row(args.json, {**_row_base(args, cfg, device, method), "status": "building", "checks": checks,
+                           "s_per_epoch": None, "step_s": None, "build_s": None}, _meta())
+    print(f"  50 steps: {checks['graph_vs_eager_50_steps']}", flush=True)
+    if args.data:
+        checks["graph_vs_eager_one_epoch"] = agreement.epoch_agreement(cfg, device, args.data)
+        print(f"  one epoch: {checks['graph_vs_eager_one_epoch']}", flush=True)
+    return {**_row_base(args, cfg, device, method), "status": "ok", "checks": checks, "s_per_epoch": None,
+            "step_s": None, "build_s": round(time.perf_counter() - t0, 3)}
+
+
+def _shared_worker(argv: list[str], barrier, results) -> None:
+    """One of k jobs on one GPU: build, warm up, wait for the others, then step for --seconds."""
+    args = parser().parse_args(argv)
+    import numpy as np
+    import torch
+
+    from fpq.run.build import resolve_device
+
+    device = resolve_device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    method = args.method or args.path
+    cfg = cell_config(args.workflow, args.arch, method, args.batch, parse_runtime(args.runtime), args.device)
+    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))
+    rng = np.random.default_rng(0)
+    x_u8 = rng.integers(0, 256, (args.batch * 4, 32, 32, 3), dtype=np.uint8)
+    y_u8 = rng.integers(0, 10, args.batch * 4).astype(np.int64)
+    step, *_ = build_step(cfg, device, x_u8, y_u8)
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    barrier.wait()
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < args.seconds:
+        step()
+        steps += 1
+    sync(device)
+    results.put(steps * args.batch / (time.perf_counter() - t0))
+
+
+def measure_shared(args, cfg, device, method) -> dict:
+    """k separate processes (as k Snakemake jobs on one GPU slot pool), each its own CUDA context,
+    timed together; the row's s/epoch is the GPU's seconds per 50k-image epoch of one job (total
+    throughput), so it compares directly with the one-job row."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(args.jobs), ctx.Queue()
+    argv = [a for a in sys.argv[1:]]
+    procs = [ctx.Process(target=_shared_worker, args=(argv, barrier, results)) for _ in range(args.jobs)]
+    for p in procs:
+        p.start()
+    rates = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    total = sum(rates)
+    return {**_row_base(args, cfg, device, method), "status": "ok", "jobs": args.jobs,
+            "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")) and args.variant.endswith("mps"),
+            "images_per_s": total, "per_job_images_per_s": rates, "step_s": None,
+            "s_per_epoch": round(EPOCH_IMAGES / total, 4), "build_s": None}
 
 
 def _device_name(device) -> str:
@@ -331,7 +424,7 @@ def _meta() -> dict:
     return {"commit": os.environ.get("FPQ_GIT_COMMIT", ""), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", required=True)
     p.add_argument("--path", required=True, choices=PATHS)
@@ -348,7 +441,16 @@ def main(argv=None) -> int:
     p.add_argument("--over", type=int, help="write this path's row as over N s (it ran out of its box)")
     p.add_argument("--failed", type=int, help="write this path's row as failed with this exit status")
     p.add_argument("--skipped", action="store_true", help="write this path's row as not run (budget spent)")
-    args = p.parse_args(argv)
+    p.add_argument("--method", default="", help="the method of a step path's cell (default: the path's own)")
+    p.add_argument("--jobs", type=int, default=1, help="k processes sharing the GPU, timed together")
+    p.add_argument("--seconds", type=float, default=10.0, help="timed seconds of each shared job (--jobs)")
+    p.add_argument("--agree-steps", type=int, default=50, help="steps of the agree path's loss comparison")
+    p.add_argument("--data", default="", help="agree path: a CIFAR-10 .npz for the one-epoch comparison")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     if args.over is not None:
         row = unfinished_row(args, "over", f"over {args.over} s")
     elif args.failed is not None:
@@ -360,6 +462,8 @@ def main(argv=None) -> int:
     append_row(args.json, row, _meta())
     shown = f"{row['s_per_epoch']:.3f} s/epoch" if isinstance(row["s_per_epoch"], float) else row["s_per_epoch"]
     built = f"{row['build_s']:.1f}" if isinstance(row["build_s"], float) else row["build_s"]
+    if row.get("checks"):
+        shown = "checked"
     print(f"{args.arch:12s} {args.path:14s} {args.variant:8s} {shown:>20s}   build {built}", flush=True)
     return 0
 

@@ -1,18 +1,14 @@
-"""Tables and target verdicts from the files a GPU session leaves: `bench/gpu_harness.sh`'s
-session.json (round 3: one row per path, each through fpq's own training path) and the older
-`bench/gpu_session.sh` files (bench_step / concurrency JSONs).
+"""Tables, target verdicts and summary.json from the rows `bench/gpu_harness.sh` leaves (session.json).
 
     python bench/gpu_report.py FOLDER                              # markdown for bench/README.md
     python bench/gpu_report.py FOLDER --summary FOLDER/summary.json  # + s/epoch per arch and path
 
-summary.json: {"resnet18": {"fp": s, "lsq": s, "lsq+csd": s, "fpq": s, "build_s": {path: s}, ...}},
-seconds per 50,000-image epoch on the `--variant` path (default eager); a path that ran out of
-its box keeps its "over N s" text. bench/write_timings.py --summary writes epoch_seconds.yaml from it.
-
-Rows are named by the runtime keys they ran with, not by the file they came from: plain (the
-loop written in bench_step.py), eager (fpq, fused quantizers, fp32), fast (the configs' CUDA keys:
-bf16, NHWC, torch.compile of the whole step, fused SGD), fast/op-chain (fast with the fake
-quantizers as plain op chains), fast+graphs (fast with CUDA graphs).
+summary.json: {"resnet18": {"fp": s, "lsq": s, "lsq+csd": s, "fpq": s, "variant": ..., "build_s": {...},
+"pieces": {...}}, ..., "sharing": {"resnet18": [{"jobs": k, "mps": bool, "speedup": x}, ...]},
+"path": {"variant": "graph" or "eager", "why": ...}}: seconds per 50,000-image epoch on the path
+the runs should take (`--variant auto`: the CUDA graph when it agreed with eager and is faster
+including its build, else eager); a path that ran out of its box keeps its "over N s" text.
+bench/write_timings.py --summary writes config/epoch_seconds.yaml from it.
 """
 from __future__ import annotations
 
@@ -21,100 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-NAMES = {"fp": "FP", "lsq": "LSQ", "lsq+sfp": "LSQ+SFP", "lsq+csd": "LSQ+CSD", "kd": "KD", "fpq": "FPQ"}
-PIECES = ("fp", "lsq", "lsq+sfp", "lsq+csd", "kd", "fpq")
-
-
-def kind(runtime: dict | None) -> str:
-    """plain, eager, eager bf16, fast or fast+graphs; '/op-chain' when the quantizers are op chains."""
-    if runtime is None:
-        return "plain"
-    if not runtime.get("compile"):
-        base = "eager bf16" if runtime.get("bf16") else "eager"
-    else:
-        base = "fast+graphs" if runtime.get("compile_mode") == "reduce-overhead" else "fast"
-    return base if runtime.get("fused_quant", True) else f"{base}/op-chain"
-
-
-def load(folder: Path) -> tuple[list[dict], list[dict], dict]:
-    rows, concurrency, meta = [], [], {}
-    for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
-        if "session" in data:  # gpu_harness.sh's rows: read by load_session
-            continue
-        if "rows" in data:
-            rows += [{**r, "kind": kind(r.get("runtime")), "device": data["device"], "torch": data["torch"]}
-                     for r in data["rows"]]
-        elif "concurrency" in data:
-            concurrency += data["concurrency"]
-        else:
-            meta[path.stem] = data
-    return rows, concurrency, meta
-
-
-def by_kind(rows: list[dict]) -> dict[tuple, float]:
-    """(model, method, kind) -> s per epoch (the last file read wins where one repeats)."""
-    return {(r["model"], r["method"], r["kind"]): r["s_per_epoch"] for r in rows}
-
-
-def table(rows: list[dict]) -> str:
-    lines = ["| model | method | path | img/s | s/epoch (50k) | peak MB | build s (compile + warm-up) |",
-             "|---|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        peak = f"{r['peak_mb']:,.0f}" if r.get("peak_mb") else "n/a"
-        built = f"{r['build_s']:.0f}" if r.get("build_s") is not None else "n/a"
-        lines.append(f"| {r['model']} | {NAMES.get(r['method'], r['method'])} | {r['kind']} | "
-                     f"{r['images_per_s']:,.0f} | {r['s_per_epoch']:.2f} | {peak} | {built} |")
-    return "\n".join(lines)
-
-
-def breakdown(rows: list[dict], model: str = "resnet18", path: str = "fast") -> str:
-    """Each piece of FPQ on one path, as s/epoch and as a multiple of LSQ."""
-    t = by_kind(rows)
-    lsq = t.get((model, "lsq", path))
-    cells = [(NAMES[m], t.get((model, m, path))) for m in PIECES]
-    if not lsq or not any(v for _, v in cells):
-        return f"(no {model} rows on the {path} path)"
-    head = "| " + " | ".join(n for n, _ in cells) + " |"
-    return "\n".join([f"{model}, {path} path, s/epoch (x LSQ):", "", head, "|" + "---:|" * len(cells),
-                      "| " + " | ".join(f"{v:.2f} ({v / lsq:.2f}x)" if v else "—" for _, v in cells) + " |"])
-
-
-def verdicts(rows: list[dict], concurrency: list[dict], meta: dict) -> list[str]:
-    t = by_kind(rows)
-    out = []
-    plain18 = t.get(("resnet18", "lsq", "plain"))
-    for path in ("eager", "fast", "fast/op-chain"):
-        lsq18, fpq18 = t.get(("resnet18", "lsq", path)), t.get(("resnet18", "fpq", path))
-        if lsq18 and plain18:
-            r = lsq18 / plain18
-            out.append(f"- [{path}] ResNet-18 LSQ W2A4 epoch / plain loop's: **{r:.2f}** (target <= 0.3: "
-                       f"{'met' if r <= 0.3 else 'not met'})")
-        if lsq18 and fpq18:
-            r = fpq18 / lsq18
-            out.append(f"- [{path}] ResNet-18 FPQ / LSQ epoch: **{r:.2f}** (target <= 1.25: "
-                       f"{'met' if r <= 1.25 else 'not met'})")
-    fused, chain = t.get(("resnet18", "lsq", "fast")), t.get(("resnet18", "lsq", "fast/op-chain"))
-    if fused and chain:
-        out.append(f"- under torch.compile, op-chain quantizers / autograd functions: **{chain / fused:.2f}** "
-                   f"({'keep the op chain' if chain < fused else 'keep the autograd functions'} on CUDA)")
-    for model in sorted({r["model"] for r in rows if r["kind"] == "fast+graphs"}):
-        out.append(f"- {model} LSQ with CUDA graphs: **{t.get((model, 'lsq', 'fast+graphs'), float('nan')):.2f} "
-                   f"s/epoch**, FPQ {t.get((model, 'fpq', 'fast+graphs'), float('nan')):.2f}")
-    for r in concurrency:
-        out.append(f"- {r['model']} {r['method']}, {r['jobs']} jobs on one GPU: {r['images_per_s']:,.0f} img/s "
-                   f"together, **{r['speedup']:.2f}x** one job")
-    policy = meta.get("policy")
-    if policy:
-        out.append(f"- precision policy {policy['key']}: on {policy['on']} vs off {policy['off']}, difference "
-                   f"{policy['diff']:+.2f}, Welch p = {policy['p_value']:.3f}")
-    return out
-
-
-# ----------------------------------------------------------------------------- round 3: gpu_harness.sh
 SUMMARY_PATHS = ("fp", "lsq", "lsq+csd", "fpq")
-PIECE_PATHS = ("teacher", "csd", "csd-reference", "sfp")
-BUILD_LIMIT_S = 60.0
+PIECE_PATHS = ("teacher", "csd", "csd-reference", "sfp", "hessian")
+BUILD_LIMIT_S = 10.0
+AGREE_LOSS_REL = 0.02  # 50 steps' losses, graph against eager: bf16 rounding, not another model
+AGREE_ACC_POINTS = 2.0  # one epoch's test accuracy: within seed noise
 
 
 def load_session(folder: Path) -> list[dict]:
@@ -138,27 +45,80 @@ def session_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _row(rows: list[dict], arch: str, path: str, variant: str) -> dict | None:
+    return next((r for r in rows if (r["arch"], r["path"], r.get("variant", "")) == (arch, path, variant)), None)
+
+
 def _seconds(rows: list[dict], arch: str, path: str, variant: str):
     """The row's s/epoch: a number when measured, its text ("over 30 s", "not run ...") otherwise."""
-    row = next((r for r in rows if (r["arch"], r["path"], r.get("variant", "")) == (arch, path, variant)), None)
+    row = _row(rows, arch, path, variant)
     if row is None:
         return None
     return row["s_per_epoch"] if row["status"] == "ok" else row["s_per_epoch"] or row["status"]
 
 
-def _measured(rows: list[dict], arch: str, paths: tuple[str, ...], variant: str) -> dict:
-    """{path: s/epoch or its text} of the paths that have a row."""
-    found = {p: _seconds(rows, arch, p, variant) for p in paths}
-    return {p: v for p, v in found.items() if v is not None}
+def agreement(rows: list[dict], arch: str = "resnet18") -> tuple[bool, str]:
+    """Whether the graph step agreed with eager (the `agree` row), and why or why not."""
+    row = _row(rows, arch, "agree", "graph")
+    if row is None or row["status"] != "ok":
+        return False, f"no agreement row ({row['s_per_epoch'] if row else 'absent'})"
+    steps = row["checks"]["graph_vs_eager_50_steps"]
+    if not steps.get("captured"):
+        return False, f"the graph was not captured ({steps.get('failure')})"
+    why = f"50 steps' losses differ by at most {steps['loss_max_rel_diff']:.2g} (relative; limit {AGREE_LOSS_REL})"
+    ok = steps["loss_max_rel_diff"] <= AGREE_LOSS_REL
+    epoch = row["checks"].get("graph_vs_eager_one_epoch")
+    if epoch:
+        ok = ok and abs(epoch["test_acc_diff"]) <= AGREE_ACC_POINTS
+        why += (f"; one epoch: test accuracy {epoch['graph']['test_acc']:.2f}% (graph) vs "
+                f"{epoch['eager']['test_acc']:.2f}% (eager), limit {AGREE_ACC_POINTS} points")
+    return ok, why
 
 
-def summary(rows: list[dict], variant: str = "eager") -> dict:
-    """Per arch: s/epoch of FP, LSQ, LSQ+CSD and FPQ on one variant, FPQ's pieces, and the build
-    seconds of every path measured (`path` on that variant, `path@other` on the others)."""
+def choose_variant(rows: list[dict], arch: str = "resnet18") -> tuple[str, str]:
+    """'graph' when it agreed with eager and its FPQ epoch (build included, over 10 epochs) is
+    faster than eager's; else 'eager'. Returns (variant, why)."""
+    ok, why = agreement(rows, arch)
+    if not ok:
+        return "eager", f"graph not used: {why}"
+    cost = {}
+    for variant in ("eager", "graph"):
+        row = _row(rows, arch, "fpq", variant)
+        if row is None or row["status"] != "ok":
+            return ("eager" if variant == "graph" else "graph"), f"fpq [{variant}] not measured"
+        cost[variant] = row["s_per_epoch"] + (row.get("build_s") or 0) / 10
+    if cost["graph"] < cost["eager"]:
+        return "graph", f"graph agreed ({why}) and FPQ costs {cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch"
+    return "eager", f"graph agreed but is not faster ({cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch)"
+
+
+def sharing(rows: list[dict]) -> dict:
+    """Per arch: each `--jobs` row's throughput as a multiple of the one-job row of the same run."""
     out = {}
     for arch in dict.fromkeys(r["arch"] for r in rows):
-        mine = [r for r in rows if r["arch"] == arch]
-        entry, pieces = (_measured(mine, arch, paths, variant) for paths in (SUMMARY_PATHS, PIECE_PATHS))
+        shared = [r for r in rows if r["arch"] == arch and r.get("jobs") and r["status"] == "ok"]
+        one = next((r for r in shared if r["jobs"] == 1), None)
+        if one is None:
+            continue
+        out[arch] = [{"jobs": r["jobs"], "mps": bool(r.get("mps")), "path": r["path"], "variant": r["variant"],
+                      "images_per_s": round(r["images_per_s"], 1),
+                      "speedup": round(r["images_per_s"] / one["images_per_s"], 3)} for r in shared]
+    return out
+
+
+def summary(rows: list[dict], variant: str = "auto") -> dict:
+    """Per arch: s/epoch of FP, LSQ, LSQ+CSD and FPQ on one variant, FPQ's pieces, the build
+    seconds of every path (`path` on that variant, `path@other` on the others); GPU sharing; the
+    variant chosen and why."""
+    why = "asked for"
+    if variant == "auto":
+        variant, why = choose_variant(rows)
+    out = {}
+    for arch in dict.fromkeys(r["arch"] for r in rows):
+        mine = [r for r in rows if r["arch"] == arch and not r.get("jobs")]
+        entry = {p: v for p in SUMMARY_PATHS if (v := _seconds(mine, arch, p, variant)) is not None}
+        pieces = {p: v for p in PIECE_PATHS for var in (variant, "eager", "graph")
+                  if (v := _seconds(mine, arch, p, var)) is not None}
         if pieces:
             entry["pieces"] = pieces
         entry["build_s"] = {(r["path"] if r.get("variant", "") == variant else f"{r['path']}@{r.get('variant', '')}"):
@@ -166,68 +126,90 @@ def summary(rows: list[dict], variant: str = "eager") -> dict:
         ok = [r for r in mine if r["status"] == "ok" and r.get("variant", "") == variant]
         if ok:
             entry["variant"], entry["device"], entry["torch"] = variant, ok[0].get("device"), ok[0].get("torch")
-            entry["runtime"] = ok[0].get("runtime")
-            entry["batch"] = ok[0].get("batch")
+            entry["runtime"], entry["batch"] = ok[0].get("runtime"), ok[0].get("batch")
         out[arch] = entry
+    shares = sharing(rows)
+    if shares:
+        out["sharing"] = shares
+    out["path"] = {"variant": variant, "why": why}
     return out
 
 
-def session_verdicts(rows: list[dict], variant: str = "eager") -> list[str]:
-    """The issue's targets for ResNet-18 W2A4, from one side-by-side session; never asserted in a test."""
-    s = summary([r for r in rows if r["arch"] == "resnet18"], variant).get("resnet18", {})
-    num = {k: v for k, v in s.items() if isinstance(v, (int, float)) and k != "batch"}
-    out = []
-    if str(s.get("device", "")).startswith("CPU"):
+def session_verdicts(rows: list[dict], variant: str = "auto") -> list[str]:
+    """The speed issue's targets for ResNet-18 W2A4, from one side-by-side session; never asserted in a test."""
+    s = summary([r for r in rows if r["arch"] == "resnet18"], variant)
+    variant = s["path"]["variant"]
+    r18 = s.get("resnet18", {})
+    num = {k: v for k, v in r18.items() if isinstance(v, (int, float)) and k != "batch"}
+    out = [f"- path: **{variant}** ({s['path']['why']})"]
+    if str(r18.get("device", "")).startswith("CPU"):
         out.append("- (a CPU run: the plumbing only; the targets are for the H200, these are not their figures)")
 
     def verdict(name, value, limit, unit=""):
         out.append(f"- {name}: **{value:.2f}{unit}** (target <= {limit:.2f}{unit}: {'met' if value <= limit else 'not met'})")
 
     if "fp" in num:
-        verdict(f"[{variant}] ResNet-18 FP s/epoch", num["fp"], 1.3, " s")
+        verdict(f"[{variant}] ResNet-18 FP s/epoch", num["fp"], 0.8, " s")
     if "fp" in num and "lsq" in num:
-        verdict(f"[{variant}] LSQ / FP", num["lsq"] / num["fp"], 1.25)
+        verdict(f"[{variant}] LSQ / FP", num["lsq"] / num["fp"], 1.15)
     for m in ("fpq", "lsq+csd"):
         if m in num and "lsq" in num:
-            verdict(f"[{variant}] {m.upper()} / LSQ", num[m] / num["lsq"], 1.25)
+            verdict(f"[{variant}] {m.upper()} / LSQ", num[m] / num["lsq"], 1.3)
+    for m in SUMMARY_PATHS:
+        eager, graph = (_seconds(rows, "resnet18", m, v) for v in ("eager", "graph"))
+        if isinstance(eager, (int, float)) and isinstance(graph, (int, float)):
+            out.append(f"- {m}: graph {graph:.2f} vs eager {eager:.2f} s/epoch (**{eager / graph:.2f}x**)")
     for r in rows:
-        if r["arch"] == "resnet18" and r.get("variant") != variant:
+        if r["arch"] == "resnet18" and r["path"] in SUMMARY_PATHS and not r.get("jobs"):
             b = r.get("build_s")
-            state = f"{b:.0f} s" if isinstance(b, (int, float)) else str(b)
-            out.append(f"- build of resnet18 {r['path']} [{r.get('variant')}]: {state} (limit {BUILD_LIMIT_S:.0f} s)")
-    for r in rows:
-        for name, check in (r.get("checks") or {}).items():
-            shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in check.items())
-            out.append(f"- check {name} ({r['arch']} {r['path']} [{r.get('variant')}]): {shown}")
+            if isinstance(b, (int, float)):
+                out.append(f"- build of {r['path']} [{r.get('variant')}]: {b:.1f} s (limit {BUILD_LIMIT_S:.0f} s: "
+                           f"{'met' if b <= BUILD_LIMIT_S else 'not met'})")
+    hessian = r18.get("pieces", {}).get("hessian")
+    if isinstance(hessian, (int, float)) and "fpq" in num:
+        out.append(f"- one Hessian-trajectory point: {hessian:.2f} s, **{hessian / (hessian + num['fpq']):.0%}** of an "
+                   f"FPQ epoch with it")
+    for row in s.get("sharing", {}).get("resnet18", []):
+        line = f"- {row['jobs']} {row['path']} jobs sharing the GPU{' (MPS)' if row['mps'] else ''}: {row['speedup']:.2f}x one job"
+        out.append(line + (f" (target >= 1.50: {'met' if row['speedup'] >= 1.5 else 'not met'})" if row["jobs"] == 4 else ""))
+    ok, why = agreement(rows)
+    out.append(f"- graph vs eager: {'agree' if ok else 'NOT shown to agree'} ({why})")
     missing = [p for p in SUMMARY_PATHS if p not in num]
     if missing:
         out.append(f"- unmeasured on [{variant}]: {', '.join(missing)} (see their rows)")
     return out
 
 
+def campaign_choice(summary: dict, arch: str = "resnet18", floor: int = 3) -> dict:
+    """What the reference run takes from the harness: the CUDA graph or not, and jobs per GPU (the
+    best measured sharing when it pays by > 5%, MPS with it if that row was MPS; else `floor` jobs,
+    which only overlap each job's start, CPU-bound, with the others' training)."""
+    rows = summary.get("sharing", {}).get(arch, [])
+    best = max(rows, key=lambda r: r["speedup"], default=None)
+    pays = best is not None and best["jobs"] > 1 and best["speedup"] > 1.05
+    return {"CUDA_GRAPH": "true" if summary["path"]["variant"] == "graph" else "false",
+            "JOBS_PER_GPU": best["jobs"] if pays else floor, "FPQ_MPS": int(bool(pays and best["mps"]))}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder")
     p.add_argument("--summary", help="write summary.json (s/epoch per arch and path) here")
-    p.add_argument("--variant", default="eager", help="the harness variant the summary reads (eager, config, ...)")
+    p.add_argument("--variant", default="auto", help="the variant the summary reads: auto, eager, graph, config")
+    p.add_argument("--choose", action="store_true",
+                   help="print the reference run's choices (CUDA_GRAPH, JOBS_PER_GPU, FPQ_MPS) as shell assignments")
     args = p.parse_args(argv)
     session = load_session(Path(args.folder))
-    if session:
-        if args.summary:
-            Path(args.summary).write_text(json.dumps(summary(session, args.variant), indent=2) + "\n")
-        print(session_table(session) + "\n")
-        print("\n".join(session_verdicts(session, args.variant)))
-    rows, concurrency, meta = load(Path(args.folder))
-    if not rows:
-        if session:
-            return 0
+    if not session:
         print(f"no benchmark rows in {args.folder}", file=sys.stderr)
         return 1
-    devices = sorted({f"{r['device']} (torch {r['torch']})" for r in rows})
-    print("Device: " + "; ".join(devices) + "\n")
-    print(table(rows) + "\n")
-    print(breakdown(rows) + "\n")
-    print("\n".join(verdicts(rows, concurrency, meta)))
+    if args.choose:
+        print("\n".join(f"{k}={v}" for k, v in campaign_choice(summary(session, args.variant)).items()))
+        return 0
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary(session, args.variant), indent=2) + "\n")
+    print(session_table(session) + "\n")
+    print("\n".join(session_verdicts(session, args.variant)))
     return 0
 
 

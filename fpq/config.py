@@ -123,6 +123,7 @@ class CudaOverrides:
     fused_quant: bool | None = None
     csd_compile: bool | None = None
     teacher_cuda_graph: bool | None = None
+    cuda_graph: bool | None = None
 
     def __post_init__(self) -> None:
         if self.compile_mode is not None:
@@ -147,6 +148,9 @@ class RuntimeConfig:
     # off CUDA and inside a compiled step).
     csd_compile: bool = False
     teacher_cuda_graph: bool = False
+    # The whole training step (forward, loss, backward) and the test forward replayed from CUDA
+    # graphs (fpq/run/step.py; CUDA only, eager elsewhere). Replaces compile: one or the other.
+    cuda_graph: bool = False
     cuda: CudaOverrides = field(default_factory=CudaOverrides)  # speed keys for CUDA devices only
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
@@ -156,6 +160,12 @@ class RuntimeConfig:
                  "runtime.device", f"{self.device!r} is not auto, cpu or cuda[:N]")
         _require(self.threads >= 0, "runtime.threads", "must be >= 0")
         _choice(self.compile_mode, "runtime.compile_mode", set(COMPILE_MODES))
+        for where, keys in (("runtime", dataclasses.asdict(self)), ("runtime.cuda", self._on_cuda())):
+            _require(not (keys["compile"] and keys["cuda_graph"]), f"{where}.cuda_graph",
+                     "cuda_graph and compile are both on: choose one (cuda_graph replays the eager step)")
+
+    def _on_cuda(self) -> dict:
+        return {**dataclasses.asdict(self), **self.cuda.given()}
 
     def on(self, device_type: str) -> "RuntimeConfig":
         """The keys in force on a device of this type ('cpu' or 'cuda'): CUDA overrides applied there."""
@@ -287,8 +297,11 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-# Runtime keys that cannot change a run's result: not part of its identity (resume, workflow).
-NEUTRAL_RUNTIME_KEYS = ("threads", "progress")
+# Runtime keys that only change how fast a run goes, not what it computes (up to float rounding): not
+# part of its identity, so turning one on or off never reruns a finished run or refuses a resume.
+SPEED_KEYS = ("compile", "compile_mode", "csd_compile", "teacher_cuda_graph", "cuda_graph")
+# Runtime keys that are not part of a run's identity (resume, workflow).
+NEUTRAL_RUNTIME_KEYS = ("threads", "progress") + SPEED_KEYS
 
 # Method hyperparameters that only matter when the method uses that piece.
 PIECE_KEYS = {"sfp": ("sfp_p", "sfp_gate", "sfp_placement"), "csd": ("csd_lambda", "csd_stats", "csd_eps"),
@@ -299,8 +312,8 @@ def effective_dict(cfg: RunConfig) -> dict:
     """The keys that can change this run's result: unused method hyperparameters are dropped.
 
     The workflow tracks this dict per run, so changing, e.g., the KD temperature reruns the KD
-    runs only. Thread count and progress output are not part of it. Loading it back gives the
-    same RunConfig up to defaults in the dropped keys.
+    runs only. Thread count, progress output and the speed keys (`SPEED_KEYS`) are not part of
+    it. Loading it back gives the same RunConfig up to defaults in the dropped keys.
     """
     from fpq.method.registry import METHODS
 
@@ -315,6 +328,7 @@ def effective_dict(cfg: RunConfig) -> dict:
             data.pop(key)
     for key in NEUTRAL_RUNTIME_KEYS:
         data["runtime"].pop(key)
+        data["runtime"]["cuda"].pop(key, None)
     return data
 
 

@@ -134,3 +134,33 @@ def test_a_tampered_pack_is_caught(tmp_path):
     metrics = tmp_path / "pack" / "results" / "runs" / "resnet18_cifar10_w2a4_lsq_s0" / "metrics.json"
     metrics.write_text(metrics.read_text().replace('"top1": 90.0', '"top1": 91.0'))
     assert "table2_ablation.md" in regenerate_and_compare(tmp_path / "pack", tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_the_campaign_script_runs_the_harness_then_the_reference_dag(tmp_path, mini_npz):
+    """bench/gpu_campaign.sh as the device call runs it, on the CPU: the harness (SMOKE) packed as
+    bench.tar.gz with its summary, the choice it made (no captured graph on a CPU: eager steps,
+    the same run identities), then the tiny reference DAG to its pack; at most 8 files come back."""
+    import tarfile
+
+    config = tiny_reference(tmp_path, mini_npz)
+    data = yaml.safe_load(config.read_text())
+    data["runtime"]["cuda"] = {"cuda_graph": True}  # as config/reference.yaml asks: the choice turns it off
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "REFERENCE_CONFIG": str(config), "SMOKE": "1", "HARNESS_S": "20",
+           "CORE_ARCH": "resnet20", "CAMPAIGN_STATE": str(tmp_path / "state" / "campaign.env"), "BUDGET_S": "1500",
+           "DATA_LABEL": "CIFAR-10 (q90 copy)"}
+    run = subprocess.run(["bash", "bench/gpu_campaign.sh"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) <= 8 and {"bench.tar.gz", "reference.tar.gz", "run.json"} <= set(files), files
+    with tarfile.open(out / "bench.tar.gz") as tar:
+        names = tar.getnames()
+    assert "bench/session.json" in names and "bench/summary.json" in names
+    state = (tmp_path / "state" / "campaign.env").read_text()
+    assert "CUDA_GRAPH=false" in state and "JOBS_PER_GPU=3" in state
+    assert "cuda_graph: false" in (tmp_path / "state" / "reference-eager.yaml").read_text()
+    assert json.loads((out / "run.json").read_text())["dag_complete"] is True

@@ -41,16 +41,19 @@ class Objective:
 
     def __init__(self, spec: MethodSpec, quant: LossSettings, student: nn.Module, teacher: nn.Module | None,
                  student_bf16: bool = False, teacher_bf16: bool = False, compile_mode: str | None = None,
-                 csd_compile: bool = False, teacher_cuda_graph: bool = False):
+                 csd_compile: bool = False, teacher_cuda_graph: bool = False, step_graph: bool = False):
         if spec.uses_teacher_forward and teacher is None:
             raise ValueError(f"method {spec.name!r} needs a teacher")
         self.spec, self.quant, self.student, self.teacher = spec, quant, student, teacher
         self.student_bf16 = student_bf16  # the teacher's precision is its TeacherForward's
+        self.autocast_cache = True  # off for a CUDA-graph capture of the step (fpq.run.step.TrainStep)
         self.student_taps = ConvTaps(student) if spec.csd else None
         self.teacher_taps = ConvTaps(teacher) if spec.csd else None
-        # Inside a compiled loss the teacher is part of the graph: no separate capture, no nested compile.
+        # Inside a compiled loss or a CUDA graph of the whole step the teacher is part of that graph:
+        # no separate capture (graphs do not nest), no nested compile.
         self.teacher_run = TeacherForward(teacher, self.teacher_taps, teacher_bf16,
-                                          teacher_cuda_graph and not compile_mode) if teacher is not None else None
+                                          teacher_cuda_graph and not compile_mode and not step_graph
+                                          ) if teacher is not None else None
         self.csd = compiled(csd_loss, "default") if csd_compile and not compile_mode else csd_loss
         self.loss = compiled(self._loss, compile_mode) if compile_mode else self._loss
 
@@ -58,7 +61,7 @@ class Objective:
         return self.teacher_run(x)
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with autocast_bf16(x, self.student_bf16):
+        with autocast_bf16(x, self.student_bf16, self.autocast_cache):
             logits = self.student(x)
         loss = F.cross_entropy(logits.float(), y)
         if self.spec.uses_teacher_forward:

@@ -25,6 +25,9 @@ class StochasticFeaturePerturbation(nn.Module):
         if gate not in ("layer", "sample") or placement not in ("after", "before"):
             raise ValueError(f"bad gate {gate!r} or placement {placement!r}")
         self.p, self.gate, self.placement = p, gate, placement
+        # Gate drawn on the device, without a host sync: set by a CUDA-graph step (fpq.run.step),
+        # and implied under torch.compile. Same Bernoulli(p) per layer, another generator.
+        self.capturable = False
 
     def forward(self, x: torch.Tensor, a_quant: Quantizer) -> torch.Tensor:
         if self.placement == "before":
@@ -35,9 +38,10 @@ class StochasticFeaturePerturbation(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         if self.gate == "layer":
-            if torch.compiler.is_compiling():
+            if self.capturable or torch.compiler.is_compiling():
                 # Under torch.compile a Python branch on a random value would split the graph at
-                # every layer; a tensor gate keeps one graph, and the noise fuses into the kernel.
+                # every layer, and a CUDA-graph capture refuses the sync of `.item()`: a tensor
+                # gate keeps one graph (the noise is drawn every time and fuses into the kernel).
                 gate = (torch.rand((), device=x.device) < self.p).to(x.dtype)
                 return x + (torch.rand_like(x) - 0.5) * step * gate
             # Eq. 14: one Bernoulli(p) draw per layer per forward, on the CPU generator,

@@ -21,37 +21,18 @@ def load_timings(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def timings_from_bench(bench: dict, previous: dict | None = None, path: str = "fpq") -> dict:
-    """The epoch_seconds table from a `bench/bench_step.py --json` result.
-
-    Uses the rows of one timed path (fpq's main runtime by default; a `--also` label for a variant),
-    fp <- FP, qat <- LSQ W2A4, qat_teacher <- FPQ W2A4 (teacher forward + CSD, the dearest teacher
-    method). Architectures the benchmark did not time keep their previous rows.
-    """
-    rows = [r for r in bench["rows"] if r["path"] == path]
-    if not rows:
-        raise ValueError(f"no rows of path {path!r} in the benchmark (paths: "
-                         f"{sorted({r['path'] for r in bench['rows']})})")
-    by = {(r["model"], r["method"]): r for r in rows}
-    runtime = rows[0].get("runtime") or bench.get("runtime") or {}
-    keys = ", ".join(f"{k}={v}" for k, v in runtime.items() if k != "device") or "defaults"
-    source = f"{bench['device']}, fpq path ({keys}), batch {bench['batch']}, torch {bench['torch']}"
-    archs = _kept_rows(previous)
-    for arch in sorted({r["model"] for r in rows}):
-        missing = [m for m in TIMING_KINDS.values() if (arch, m) not in by]
-        if missing:
-            raise ValueError(f"{arch}: the benchmark lacks {missing}; run it with --methods fp,lsq,fpq")
-        archs[arch] = {**{kind: round(by[(arch, m)]["s_per_epoch"], 3) for kind, m in TIMING_KINDS.items()},
-                       "source": source}
-    return _timings(source, archs, previous)
+SUMMARY_EXTRAS = ("sharing", "path")  # summary.json keys that are not an arch
 
 
 def timings_from_summary(summary: dict, previous: dict | None = None) -> tuple[dict, list[str]]:
-    """The epoch_seconds table from bench/gpu_report.py's summary.json (round 3): every arch whose
-    FP, LSQ and FPQ were all measured gets a measured row (no `estimated`); the others keep their
-    previous row. Returns the table and one note per arch kept."""
+    """The epoch_seconds table from bench/gpu_report.py's summary.json: every arch whose FP, LSQ
+    and FPQ were all measured gets a measured row (no `estimated`; with its Hessian-trajectory point
+    where measured), the others keep their previous row; jobs per GPU from the sharing rows.
+    Returns the table and one note per arch kept."""
     archs, notes, card = _kept_rows(previous), [], None
     for arch, entry in summary.items():
+        if arch in SUMMARY_EXTRAS:
+            continue
         values = {kind: entry.get(path) for kind, path in TIMING_KINDS.items()}
         bad = {k: v for k, v in values.items() if not isinstance(v, (int, float))}
         if bad:
@@ -62,8 +43,14 @@ def timings_from_summary(summary: dict, previous: dict | None = None) -> tuple[d
         source = (f"{entry.get('device')}, fpq qat path [{entry.get('variant')}] ({keys}), batch {entry.get('batch')}, "
                   f"torch {entry.get('torch')}")
         archs[arch] = {**{k: round(float(v), 3) for k, v in values.items()}, "source": source}
+        point = entry.get("pieces", {}).get("hessian")
+        if isinstance(point, (int, float)):
+            archs[arch]["hessian_point"] = round(float(point), 3)
         card = card or source
-    return _timings(card or (previous or {}).get("card", "unknown"), archs, previous), notes
+    timings = _timings(card or (previous or {}).get("card", "unknown"), archs, previous)
+    if summary.get("sharing"):
+        timings["concurrency"] = concurrency_from_summary(summary["sharing"], previous)
+    return timings, notes
 
 
 def _kept_rows(previous: dict | None) -> dict:
@@ -79,14 +66,16 @@ def _timings(card: str, archs: dict, previous: dict | None) -> dict:
     return out
 
 
-def concurrency_from_bench(bench: dict, previous: dict | None = None) -> dict:
-    """The `concurrency` table of epoch_seconds.yaml from `bench/concurrency.py --json`: per model,
-    the number of jobs per GPU with the highest throughput and its speedup over one job."""
+def concurrency_from_summary(sharing: dict, previous: dict | None = None) -> dict:
+    """The `concurrency` table of epoch_seconds.yaml from summary.json's measured sharing rows: per
+    model, the jobs per GPU (and whether under MPS) with the highest throughput and its speedup
+    over one job; a model whose sharing does not pay by more than 5% (noise) gets no row."""
     table = dict((previous or {}).get("concurrency", {}))
-    for model in sorted({r["model"] for r in bench["concurrency"]}):
-        best = max((r for r in bench["concurrency"] if r["model"] == model), key=lambda r: r["speedup"])
-        if best["jobs"] > 1 and best["speedup"] > 1.05:  # under 5% is noise, not worth a shared GPU
-            table[model] = {"jobs": best["jobs"], "speedup": round(best["speedup"], 3)}
+    for model, rows in sorted(sharing.items()):
+        table.pop(model, None)  # measured now: the old row goes, whatever the new one says
+        best = max(rows, key=lambda r: r["speedup"])
+        if best["jobs"] > 1 and best["speedup"] > 1.05:
+            table[model] = {"jobs": best["jobs"], "speedup": round(best["speedup"], 3), "mps": bool(best.get("mps"))}
     return table
 
 
@@ -119,14 +108,24 @@ def run_seconds(cfg: RunConfig, timings: dict) -> float:
     seconds = per_epoch * cfg.optim.epochs
     if spec.quantizer is not None and cfg.hessian.every:
         points = cfg.optim.epochs // cfg.hessian.every + 2
-        step = row["qat"] / (FULL_TRAIN_SET / 256) * cfg.hessian.batch_size / 256
-        seconds += points * cfg.hessian.probes * cfg.hessian.batches * HESSIAN_STEP_FACTOR * step
+        seconds += points * hessian_point_seconds(row, cfg.hessian.probes, cfg.hessian.batches, cfg.hessian.batch_size)
     return seconds
 
 
-def measurement_seconds(cfg: RunConfig, timings: dict, probes: int, batches: int, batch_size: int) -> float:
-    step = timing_row(timings, cfg.arch)["qat"] / (FULL_TRAIN_SET / 256) * batch_size / 256
+HESSIAN_POINT_PROBES = 16  # bench_path.py's `hessian` row: one point of 16 probes on one batch of 256
+
+
+def hessian_point_seconds(row: dict, probes: int, batches: int, batch_size: int) -> float:
+    """Seconds of one Hessian trace of `probes` x `batches`: from the measured point where the row
+    has one, else HESSIAN_STEP_FACTOR training steps per probe."""
+    if "hessian_point" in row:
+        return row["hessian_point"] * probes / HESSIAN_POINT_PROBES * batches * batch_size / 256
+    step = row["qat"] / (FULL_TRAIN_SET / 256) * batch_size / 256
     return probes * batches * HESSIAN_STEP_FACTOR * step
+
+
+def measurement_seconds(cfg: RunConfig, timings: dict, probes: int, batches: int, batch_size: int) -> float:
+    return hessian_point_seconds(timing_row(timings, cfg.arch), probes, batches, batch_size)
 
 
 def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
@@ -161,8 +160,9 @@ def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
                  f"packed)")
     shared = {a: r for a, r in timings.get("concurrency", {}).items() if a in used}
     for arch, row in shared.items():
-        lines.append(f"  {arch}: {row['jobs']} jobs per GPU (FPQ_JOBS_PER_GPU={row['jobs']}, --resources "
-                     f"gpu=<GPUs x {row['jobs']}>) give {row['speedup']:.2f}x the throughput; counted above")
+        mps = ", FPQ_MPS=1" if row.get("mps") else ""
+        lines.append(f"  {arch}: {row['jobs']} jobs per GPU (FPQ_JOBS_PER_GPU={row['jobs']}{mps}, --resources "
+                     f"gpu=<GPUs x {row['jobs']}>) give {row['speedup']:.2f}x the throughput (measured); counted above")
     if estimated:
         lines.append(f"note: seconds/epoch of {', '.join(estimated)} are estimates, not measurements")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ CUDA reads CUDA_VISIBLE_DEVICES once, when the driver initializes, so this modul
 torch: it counts GPUs with `nvidia-smi -L` (or takes an already-set CUDA_VISIBLE_DEVICES).
 Environment:
   FPQ_JOBS_PER_GPU  jobs sharing one GPU (default 1): the way to run more jobs than GPUs.
+  FPQ_MPS           1: jobs that share a GPU run under CUDA MPS, started if needed (fpq/plan/mps.py).
   FPQ_GPU_SLOTS     tests only: on a machine that shows no GPU, pretend devices 0..N-1 exist;
                     where GPUs are visible it may only lower their count, never add devices.
   FPQ_GPU_LOCK_DIR  the folder of lock files (default /tmp/fpq-gpu-slots-<uid>).
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from fpq.errors import ConfigError
+from fpq.plan.mps import ensure_mps
 
 _held: list[int] = []  # open lock file descriptors, kept for the life of the process
 
@@ -108,6 +110,8 @@ def acquire_gpu_slot(timeout: float = 600.0) -> str | None:
                 continue
             _held.append(fd)
             os.environ["CUDA_VISIBLE_DEVICES"] = device
+            if per_gpu > 1:
+                ensure_mps()
             return device
         if time.monotonic() > deadline:
             raise TimeoutError(f"no free GPU slot among {len(slots)} in {folder} after {timeout:.0f}s")

@@ -67,7 +67,8 @@ def precision_policy(runtime: RuntimeConfig, device: torch.device) -> dict:
         "fused_optimizer": runtime.fused_optimizer,
         "fused_quant": runtime.fused_quant,
         "csd_compile": runtime.csd_compile,
-        "teacher_cuda_graph": runtime.teacher_cuda_graph and cuda,
+        "teacher_cuda_graph": runtime.teacher_cuda_graph and cuda and not runtime.cuda_graph,
+        "cuda_graph": runtime.cuda_graph and cuda,
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else False,
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else False,
         # CPU runs are bitwise reproducible for a seed; CUDA runs are reproducible up to the

@@ -24,7 +24,7 @@ from torch import nn
 from fpq.config import RunConfig, dict_differences, dump_config, resume_identity, to_dict
 from fpq.io import ensure_writable, failed_run, load_torch, save_torch, write_json, write_text
 from fpq.measure.hessian import hutchinson_trace
-from fpq.method.objective import Objective, autocast_bf16, compiled
+from fpq.method.objective import Objective, compiled
 from fpq.method.perturb import attach_sfp
 from fpq.method.registry import METHODS
 from fpq.method.teacher import prepare_teacher
@@ -34,6 +34,7 @@ from fpq.run.cell import Cell
 from fpq.run.data import DeviceLoader, load_arrays
 from fpq.run.provenance import provenance
 from fpq.run.seed import rng_state, seed_everything, set_rng_state
+from fpq.run.step import EvalForward, TrainStep, graph_line, graph_report, train_step  # noqa: F401 (train_step: API)
 
 CHECKPOINT, MODEL, METRICS, FAILED, LOG = "checkpoint.pt", "model.pt", "metrics.json", "failed.json", "train.log"
 
@@ -103,16 +104,31 @@ def _is_quantizer_key(key: str) -> bool:
     return any(part in key for part in ("w_quant.", "a_quant."))
 
 
-def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None) -> Objective:
+def uses_cuda_graph(cfg: RunConfig, device: torch.device) -> bool:
+    """`runtime.cuda_graph` is a CUDA path: elsewhere the same run is eager."""
+    return cfg.runtime.cuda_graph and device.type == "cuda"
+
+
+def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, step_graph: bool = False) -> Objective:
     """The method's loss; with `runtime.compile`, one compiled graph for the whole loss."""
     spec, rt = METHODS[cfg.method], cfg.runtime
     return Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, rt.bf16,
-                     rt.teacher_bf16, rt.compile_mode if rt.compile else None, rt.csd_compile, rt.teacher_cuda_graph)
+                     rt.teacher_bf16, rt.compile_mode if rt.compile else None, rt.csd_compile, rt.teacher_cuda_graph,
+                     step_graph)
 
 
-def eval_forward(cfg: RunConfig, model: nn.Module):
-    """The module, or (runtime.compile) its compiled wrapper: compiled once, reused every epoch."""
-    return compiled(model, cfg.runtime.compile_mode) if cfg.runtime.compile else model
+def make_step(cfg: RunConfig, model: nn.Module, objective: Objective, optimizer, device: torch.device,
+              log=None) -> TrainStep:
+    """The training step of `cfg`: eager, or (runtime.cuda_graph on CUDA) replayed from a CUDA graph."""
+    sam_rho = cfg.quant.sam_rho if METHODS[cfg.method].sam else None
+    return TrainStep(objective, optimizer, model, sam_rho, uses_cuda_graph(cfg, device), log)
+
+
+def eval_forward(cfg: RunConfig, model: nn.Module, device: torch.device, log=None) -> EvalForward:
+    """The test forward: the module, its compiled wrapper (runtime.compile: compiled once, reused
+    every epoch) or a CUDA graph of it (runtime.cuda_graph)."""
+    forward = compiled(model, cfg.runtime.compile_mode) if cfg.runtime.compile else model
+    return EvalForward(forward, cfg.runtime.bf16, uses_cuda_graph(cfg, device), log)
 
 
 def make_optimizer(cfg: RunConfig, model: nn.Module):
@@ -127,56 +143,23 @@ def make_optimizer(cfg: RunConfig, model: nn.Module):
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.optim.epochs)
 
 
-def sam_step(objective: Objective, params: list[nn.Parameter], x, y, rho: float):
-    """SAM (Foret et al.): gradient at w + rho*g/||g||, applied at w. Two passes per step."""
-    loss, logits = objective(x, y)
-    loss.backward()
-    with torch.no_grad():
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        shifts = [(p, p.grad * (rho / (norm + 1e-12))) for p in params if p.grad is not None]
-        for p, e in shifts:
-            p.add_(e)
-    for p in params:
-        p.grad = None
-    objective(x, y)[0].backward()
-    with torch.no_grad():
-        for p, e in shifts:
-            p.sub_(e)
-    return loss, logits
-
-
-def train_step(objective: Objective, optimizer, params: list[nn.Parameter], x, y, sam_rho: float | None):
-    """One optimizer step (two forward/backward passes under SAM); returns (loss, logits)."""
-    optimizer.zero_grad(set_to_none=True)
-    if sam_rho:
-        loss, logits = sam_step(objective, params, x, y, sam_rho)
-    else:
-        loss, logits = objective(x, y)
-        loss.backward()
-    optimizer.step()
-    return loss, logits
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def train_epoch(cfg: RunConfig, model, objective, optimizer, loader: DeviceLoader, epoch: int) -> dict:
+def train_epoch(model, step: TrainStep, loader: DeviceLoader, epoch: int) -> dict:
     """One epoch; also the wall time of its first step (which pays any compile: `first_step_time`)."""
     model.train()
-    sam_rho = cfg.quant.sam_rho if METHODS[cfg.method].sam else None
-    params = [p for p in model.parameters() if p.requires_grad]
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     seen, first_step_time, t0 = 0, 0.0, time.time()
-    for step, (x, y) in enumerate(loader.epoch(epoch)):
-        loss, logits = train_step(objective, optimizer, params, x, y, sam_rho)
+    for i, (x, y) in enumerate(loader.epoch(epoch)):
+        loss, logits = step(x, y)
         loss_sum += loss.detach() * y.shape[0]  # no .item() per batch: no host sync in the step
         correct += (logits.detach().argmax(1) == y).sum()
         seen += y.shape[0]
-        if step == 0:  # one sync per epoch, to time the first step
+        if i == 0:  # one sync per epoch, to time the first step
             _sync(loader.device)
             first_step_time = time.time() - t0
     return {"train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
@@ -184,17 +167,15 @@ def train_epoch(cfg: RunConfig, model, objective, optimizer, loader: DeviceLoade
 
 
 @torch.no_grad()
-def evaluate(model, loader: DeviceLoader, bf16: bool = False, forward=None) -> dict:
-    """Test loss and accuracy in eval mode (the caller's mode restored); `forward` may be the
-    model's compiled wrapper."""
-    forward = model if forward is None else forward
+def evaluate(model, loader: DeviceLoader, forward: EvalForward) -> dict:
+    """Test loss and accuracy in eval mode (the caller's mode restored); `forward` is the model's
+    test forward (eager, compiled or a graph replay; fp32 logits)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     for x, y in loader.epoch():
-        with autocast_bf16(x, bf16):
-            logits = forward(x).float()
+        logits = forward(x)
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -318,16 +299,17 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     write_text(out / "config.json", dump_config(cfg))  # the resolved config, there from the start
     log = RunLog(cfg, out)
     seed_everything(cfg.seed)
-    cl = cfg.runtime.channels_last
+    cl, rt = cfg.runtime.channels_last, cfg.runtime
     train_loader = DeviceLoader(data.x_train, data.y_train, cfg.data.dataset, cfg.optim.batch_size, device,
                                 train=True, seed=cfg.seed, channels_last=cl,
-                                drop_last=cfg.runtime.compile or cfg.runtime.csd_compile)  # one shape per compile
+                                drop_last=rt.compile or rt.csd_compile or rt.cuda_graph)  # one shape per compile/graph
     test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
                                channels_last=cl)
     model, teacher = build_student(cfg, train_loader, device, teacher)
-    objective = make_objective(cfg, model, teacher)
-    forward = eval_forward(cfg, model)
+    objective = make_objective(cfg, model, teacher, uses_cuda_graph(cfg, device))
     optimizer, scheduler = make_optimizer(cfg, model)
+    step = make_step(cfg, model, objective, optimizer, device, log.write)
+    forward = eval_forward(cfg, model, device, log.write)
     state = resume(ckpt, out, cfg, device, model, optimizer, scheduler, log)
     batches = hessian_batches(cfg, train_loader) if cfg.is_qat and cfg.hessian.every else None
     if batches and state.epoch == 0 and not state.hessian:
@@ -336,10 +318,10 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     for epoch in range(state.epoch, cfg.optim.epochs):
         t0 = time.time()
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        row.update(train_epoch(cfg, model, objective, optimizer, train_loader, epoch))
+        row.update(train_epoch(model, step, train_loader, epoch))
         row["epoch_time"] = time.time() - t0
         t1 = time.time()
-        row.update(evaluate(model, test_loader, cfg.runtime.bf16, forward))
+        row.update(evaluate(model, test_loader, forward))
         row["eval_time"] = time.time() - t1
         check_finite(cfg, row)
         scheduler.step()
@@ -353,10 +335,15 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
         state.elapsed += time.time() - t0
         save_checkpoint(out, cfg, device, state, model, optimizer, scheduler)
         log.write(progress_line(cfg, row, row["train_images"], cfg.optim.epochs - epoch - 1))
+        if len(this_process) == 1 and graph_report(step, forward) is not None:
+            log.write(graph_line(graph_report(step, forward)))
     save_model(out / MODEL, model, cfg)
     metrics = assemble_metrics(cfg, state, device, time.time() - started)
     if cfg.runtime.compile and this_process:
         metrics["compile_seconds"] = compile_seconds(this_process)
+    graphs = graph_report(step, forward)
+    if graphs is not None:
+        metrics["precision"]["cuda_graph"] = graphs
     write_json(out / METRICS, metrics)
     (out / FAILED).unlink(missing_ok=True)
     return metrics

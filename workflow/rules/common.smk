@@ -4,7 +4,7 @@ import os
 import re
 
 from fpq.plan.budget import load_timings, run_seconds
-from fpq.config import effective_json
+from fpq.config import effective_json, to_dict
 from fpq.run.data import cache_path
 from fpq.plan.grid import expand as expand_plan
 
@@ -27,10 +27,27 @@ def data_file(wildcards):
     return data.path if data.source == "npz" else str(cache_path(data.dataset, data.root))
 
 
-def run_config_json(wildcards):
+def run_identity_json(wildcards):
     """The keys that can change this run's result: a params value, so changing one reruns exactly
-    its runs (thread count and progress output are not among them)."""
+    its runs (thread count, progress output and the speed keys are not among them)."""
     return effective_json(RUNS[wildcards.run].config)
+
+
+class Untracked:
+    """A params value that Snakemake passes to the command but does not compare: it records, and
+    reruns a job when they change, only the params it can represent (str, numbers, containers).
+    So the speed keys (fpq.config.SPEED_KEYS) reach the run but never rerun a finished one."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+
+def run_config_json(wildcards):
+    """The run's whole config, speed keys included, for `--config-json` (untracked: see Untracked)."""
+    return Untracked(json.dumps(to_dict(RUNS[wildcards.run].config), sort_keys=True))
 
 
 def runtime_minutes(wildcards, attempt):

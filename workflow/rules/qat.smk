@@ -11,6 +11,7 @@ rule train_qat:
     wildcard_constraints:
         run=id_pattern(QAT_IDS),
     params:
+        identity=run_identity_json,
         cfg=run_config_json,
         out=lambda wc, output: os.path.dirname(output.metrics),
     conda:

@@ -11,6 +11,7 @@ rule train_teacher:
     wildcard_constraints:
         run=id_pattern(TEACHER_IDS),
     params:
+        identity=run_identity_json,
         cfg=run_config_json,
         out=lambda wc, output: os.path.dirname(output.metrics),
     conda:
