@@ -43,7 +43,8 @@ def loss_agreement(cfg, device, x_u8, y_u8, steps: int = 50) -> dict:
     losses = []
     for step_fn, *_ in built:
         torch.manual_seed(2)
-        losses.append(torch.stack([step_fn()[0].detach().float() for _ in range(steps)]).cpu())
+        # A replayed step returns the graph's static loss tensor, rewritten by the next replay: copy it.
+        losses.append(torch.stack([step_fn()[0].detach().float().clone() for _ in range(steps)]).cpu())
     eager, graph = losses
     diff = (eager - graph).abs()
     g = built[1][3].graph

@@ -302,7 +302,7 @@ def measure(args) -> dict:
     y_u8 = rng.integers(0, cfg.data.num_classes, n).astype(np.int64)
     if args.path == "agree":
         return measure_agreement(args, cfg, device, x_u8, y_u8, method)
-    if args.jobs > 1:
+    if args.jobs:
         return measure_shared(args, cfg, device, method)
     t0 = time.perf_counter()
     step, objective, batches, train_step = build_step(cfg, device, x_u8, y_u8)
@@ -442,7 +442,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--failed", type=int, help="write this path's row as failed with this exit status")
     p.add_argument("--skipped", action="store_true", help="write this path's row as not run (budget spent)")
     p.add_argument("--method", default="", help="the method of a step path's cell (default: the path's own)")
-    p.add_argument("--jobs", type=int, default=1, help="k processes sharing the GPU, timed together")
+    p.add_argument("--jobs", type=int, default=0, help="k processes sharing the GPU, timed together (1: the baseline)")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds of each shared job (--jobs)")
     p.add_argument("--agree-steps", type=int, default=50, help="steps of the agree path's loss comparison")
     p.add_argument("--data", default="", help="agree path: a CIFAR-10 .npz for the one-epoch comparison")

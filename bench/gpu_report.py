@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -92,11 +93,18 @@ def choose_variant(rows: list[dict], arch: str = "resnet18") -> tuple[str, str]:
     return "eager", f"graph agreed but is not faster ({cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch)"
 
 
+def jobs(row: dict) -> int | None:
+    """k of a sharing row: its `jobs`, or the harness's variant name `share<k>[-mps]` (the one-job
+    row of 2026-12-04 was timed in one process and recorded no `jobs`)."""
+    match = re.fullmatch(r"share(\d+)(-mps)?", row.get("variant", ""))
+    return row.get("jobs") or (int(match.group(1)) if match else None)
+
+
 def sharing(rows: list[dict]) -> dict:
-    """Per arch: each `--jobs` row's throughput as a multiple of the one-job row of the same run."""
+    """Per arch: each sharing row's throughput as a multiple of the one-job row of the same run."""
     out = {}
     for arch in dict.fromkeys(r["arch"] for r in rows):
-        shared = [r for r in rows if r["arch"] == arch and r.get("jobs") and r["status"] == "ok"]
+        shared = [{**r, "jobs": jobs(r)} for r in rows if r["arch"] == arch and jobs(r) and r["status"] == "ok"]
         one = next((r for r in shared if r["jobs"] == 1), None)
         if one is None:
             continue
@@ -115,7 +123,7 @@ def summary(rows: list[dict], variant: str = "auto") -> dict:
         variant, why = choose_variant(rows)
     out = {}
     for arch in dict.fromkeys(r["arch"] for r in rows):
-        mine = [r for r in rows if r["arch"] == arch and not r.get("jobs")]
+        mine = [r for r in rows if r["arch"] == arch and not jobs(r)]
         entry = {p: v for p in SUMMARY_PATHS if (v := _seconds(mine, arch, p, variant)) is not None}
         pieces = {p: v for p in PIECE_PATHS for var in (variant, "eager", "graph")
                   if (v := _seconds(mine, arch, p, var)) is not None}
@@ -160,7 +168,7 @@ def session_verdicts(rows: list[dict], variant: str = "auto") -> list[str]:
         if isinstance(eager, (int, float)) and isinstance(graph, (int, float)):
             out.append(f"- {m}: graph {graph:.2f} vs eager {eager:.2f} s/epoch (**{eager / graph:.2f}x**)")
     for r in rows:
-        if r["arch"] == "resnet18" and r["path"] in SUMMARY_PATHS and not r.get("jobs"):
+        if r["arch"] == "resnet18" and r["path"] in SUMMARY_PATHS and not jobs(r):
             b = r.get("build_s")
             if isinstance(b, (int, float)):
                 out.append(f"- build of {r['path']} [{r.get('variant')}]: {b:.1f} s (limit {BUILD_LIMIT_S:.0f} s: "

@@ -123,5 +123,31 @@ def test_the_harness_cell_is_the_workflows_cell_with_or_without_a_schema_validat
     merged = bench.cell_config("config/paper.yaml", "resnet20", method, 64, {"compile": False}, "cpu")
     assert merged.runtime == validated.runtime and merged.quant == validated.quant
     assert merged.runtime.on("cuda").compile is False and merged.runtime.on("cuda").bf16 is True
-    assert merged.runtime.on("cuda").compile_mode == "reduce-overhead"  # paper.yaml's arch_runtime for resnet20
+    assert merged.runtime.on("cuda").cuda_graph is True  # paper.yaml's CUDA keys
     assert merged.optim.batch_size == validated.optim.batch_size == 64
+
+
+def test_the_agreement_row_compares_every_step_not_the_last_one_fifty_times(monkeypatch):
+    """bench/agreement.py through a stand-in graph on the CPU (the replay calls the step again):
+    the two students take identical steps, so every loss must agree exactly, and the losses must
+    change from step to step. The first GPU run (2026-12-04) stacked the graph's static loss
+    tensor 50 times (its last value) and reported a 0.42 relative difference that was not there."""
+    import fpq.run.graph as graph
+    import fpq.run.train as train
+    from tests.run.test_graph_step import ReplayByCall
+
+    sys_path = str(REPO / "bench")
+    monkeypatch.syspath_prepend(sys_path)
+    monkeypatch.setattr(graph, "CudaGraphBackend", ReplayByCall)
+    monkeypatch.setattr(train, "uses_cuda_graph", lambda cfg, device: cfg.runtime.cuda_graph)
+    bench = load_bench("bench_path")
+    agreement = load_bench("agreement")
+    cfg = bench.cell_config("config/paper.yaml", "resnet20", "fpq", 4, {"compile": False}, "cpu")
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 16).astype(np.int64)
+    row = agreement.loss_agreement(cfg, torch.device("cpu"), x, y, steps=6)
+    assert row["captured"] and row["failure"] is None
+    assert row["loss_max_abs_diff"] == 0.0
+    assert row["loss_first"] != row["loss_last_graph"]
