@@ -1,6 +1,7 @@
 """A workflow config's view of a grid (layer `plan`): the tables each grid feeds
 (`table_specs`), the runs and measurements a config plans (`grid`), the run index (`index`),
-the cost in GPU-hours (`budget`), the GPU slot pool (`gpu_slots`) and packing a run's results
+the cost in GPU-hours (`budget`), the GPU slot pool (`gpu_slots`) with CUDA MPS for shared GPUs
+(`mps`) and packing a run's results
 (`archive`).
 
 May import `fpq.run` (a run's cell and config) and everything below it; never `report` or
