@@ -15,7 +15,10 @@ def test_budget_counts_the_jobs_of_the_dag_and_prices_them():
     total = float(report.split("total: ")[1].split(" GPU-hours")[0])
     runs = expand(config).runs
     timings = load_timings(REPO / "config" / "epoch_seconds.yaml")
-    training = sum(run_seconds(r.config, timings) for r in runs.values()) / 3600
+    from fpq.plan.budget import gpu_share
+
+    # GPU time: a run's seconds times the GPU share its arch's measured jobs per GPU gives it
+    training = sum(run_seconds(r.config, timings) * gpu_share(timings, r.config.arch) for r in runs.values()) / 3600
     assert training <= total <= training * 1.1
 
 
