@@ -47,5 +47,7 @@ localrules:
 rule all:
     default_target: True
     input:
+        TABLE_PAGES,
         TABLE_FILES,
+        FIGURE_IMAGES,
         FIGURE_FILES,

@@ -4,6 +4,7 @@ mean ± std band over seeds, a panel that says why it is empty, and tick labels 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +17,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from fpq.io import atomic_write  # noqa: E402
 from fpq.report.results import Collected  # noqa: E402
+from fpq.report.stamp import stamp  # noqa: E402
 from fpq.run.cell import DATASET_LABELS, arch_label, arch_rank, bits_label, bits_rank  # noqa: E402
 
 COLORS = {"fp": "tab:gray", "pact": "tab:brown", "lsq": "tab:blue", "lsq+": "tab:cyan", "kd": "tab:olive",
@@ -35,6 +37,13 @@ def save(fig, out: Path, name: str) -> list[Path]:
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def footer(fig, collected: Collected):
+    """The provenance stamp under the figure, small (saving with a tight box keeps it); returns fig."""
+    fig.text(0.5, 0.0, textwrap.fill(stamp(collected).line(), 160), ha="center", va="top", fontsize=6,
+             color="dimgray")
+    return fig
 
 
 def band(series: list[pd.Series], floor: float | None = None) -> dict:
@@ -72,6 +81,7 @@ def band_figure(series: dict, lines_of, ylabel: str, legend_loc: str, suptitle: 
     rows, cols = panel_grid(series) if series else ([None], [None])
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows) + 0.6), squeeze=False,
                              constrained_layout=True)
+    footer(fig, collected)
     if not series:
         empty(axes[0, 0], empty_why, collected)
         return fig
