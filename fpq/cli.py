@@ -1,6 +1,6 @@
-"""The `fpq` command: train (pretrain / qat), hessian, variance, index, tables, figures, budget, runs.
+"""The `fpq` command: train (pretrain / qat), hessian, variance, index, tables, figures, budget, status, runs.
 
-Argument parsing, `--help`, `budget`, `runs` and every argument error run without importing
+Argument parsing, `--help`, `budget`, `status`, `runs` and every argument error run without importing
 torch (each command imports what it needs). Bad input of any kind ends as `fpq: error: ...`
 with exit status 2; a run that diverged ends with status 1 (or 0 with --record-failures).
 """
@@ -162,6 +162,14 @@ def cmd_budget(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from fpq.plan.status import format_status, read_status
+
+    timings = project_file(args.timings, "timings file")
+    print(format_status(read_status(_workflow_config(args), timings)))
+    return 0
+
+
 def cmd_runs(args) -> int:
     from fpq.plan.grid import expand
 
@@ -287,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(p, with_index=False)
     p.add_argument("--timings", default="config/epoch_seconds.yaml")
     p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line")
+    p = sub.add_parser("status", help="where a campaign stands: runs done / running (epoch, ETA) / stopped / "
+                                      "failed (error) / missing per grid and cell, GPU-hours spent vs budget")
+    _source_args(p, with_index=False)
+    p.add_argument("--timings", default="config/epoch_seconds.yaml")
     p = sub.add_parser("runs", help="list the run ids of a workflow config")
     _source_args(p, with_index=False)
     p = sub.add_parser("pack", help="pack a config's results (no weights), tables and figures into one .tar.gz")
@@ -306,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
             "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
-            "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget,
+            "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget, "status": cmd_status,
             "runs": cmd_runs, "pack": cmd_pack, "unpack": cmd_unpack, "fetch-data": cmd_fetch_data,
             "gpu-slot": cmd_gpu_slot}
 

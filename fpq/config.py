@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import types
 from dataclasses import dataclass, field, fields
@@ -267,9 +268,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+@functools.cache
+def _hints(cls) -> dict:
+    """A dataclass's resolved field types, once per class: get_type_hints re-evaluates every
+    annotation and dominated expanding the paper grid (411 run configs) before."""
+    return get_type_hints(cls)
+
+
 def from_dict(cls, data: dict, prefix: str = ""):
     """Build dataclass `cls` from a plain dict; unknown keys and wrong types raise ConfigError."""
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     names = [f.name for f in fields(cls)]
     for key in data:
         if key not in names:

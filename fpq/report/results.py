@@ -18,7 +18,7 @@ from fpq.plan.index import RunIndex
 from fpq.run.cell import setting_rank
 
 CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
-RUN_COLUMNS = ["stage", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
+RUN_COLUMNS = ["stage", "teacher", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
                "hessian_probes", "output_variance", "variance_sigma", "made"]
 
 
@@ -90,9 +90,10 @@ def _optional(data: dict | None, key: str) -> float:
 
 def collect(results: str | Path, index: RunIndex, metric: str = "final") -> Collected:
     results, unreadable = Path(results), []
-    runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, **_run_row(results, rid, metric, unreadable)}
+    runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, "teacher": r.teacher,
+                          **_run_row(results, rid, metric, unreadable)}
                          for rid, r in index.runs.items()], columns=CELL + RUN_COLUMNS)
-    measured = runs.drop(columns=CELL + ["stage"]).set_index("run_id")
+    measured = runs.drop(columns=CELL + ["stage", "teacher"]).set_index("run_id")
     entries = pd.DataFrame([{"grid": e.grid, **e.cell.as_dict(), "run_id": e.run_id} for e in index.entries],
                            columns=["grid"] + CELL + ["run_id"])
     entries = entries.join(measured, on="run_id")

@@ -35,8 +35,8 @@ class Stamp:
         ...       "seeds 0, 1", "code 8db9658", "CPU (x86_64), torch 2.14.1").line()
         'Made from config ci · CIFAR-10 (x.npz), 500 train / 300 test images · teacher 2 epochs, QAT 1 epoch · seeds 0, 1 · code 8db9658 · CPU (x86_64), torch 2.14.1'
         """
-        return SEP.join([f"Made from config {self.config}", self.data, self.epochs, self.seeds, self.code,
-                         self.device])
+        parts = [f"Made from config {self.config}", self.data, self.epochs, self.seeds, self.code, self.device]
+        return SEP.join(p for p in parts if p)
 
 
 def _distinct(values) -> list:
@@ -90,15 +90,21 @@ def device_text(made: list[dict]) -> str:
     return text + (f", torch {', '.join(torch)}" if torch else "")
 
 
-def stamp(collected: Collected) -> Stamp:
-    """The stamp of everything built from `collected`: the runs with a result file (ok or failed)."""
-    runs = collected.runs[collected.runs.status != "missing"]
+def stamp(collected: Collected, run_ids: list[str] | None = None) -> Stamp:
+    """The stamp of what is built from `run_ids` (default: every run of the index) and their
+    teachers: the runs among them with a result file (ok or failed)."""
+    runs = collected.runs
+    if run_ids is not None:
+        mine = runs[runs.run_id.isin(run_ids)]
+        runs = runs[runs.run_id.isin(set(run_ids) | set(mine.teacher.dropna()))]
+    runs = runs[runs.status != "missing"]
     made = [m for m in runs.made if isinstance(m, dict)]
     by_stage = {stage: [m for m, s in zip(runs.made, runs.stage) if s == stage and isinstance(m, dict)]
                 for stage in ("teacher", "qat")}
     seeds = sorted({int(s) for s in runs.seed if not pd.isna(s)})
-    seeds_text = (f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}" if seeds
-                  else "no run has a result yet")
+    if not seeds:
+        return Stamp(collected.name or "unnamed", "", "", "no run has a result yet", "", "")
+    seeds_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
     return Stamp(collected.name or "unnamed", data_text(made),
                  f"{_epochs(by_stage['teacher'], 'teacher')}, {_epochs(by_stage['qat'], 'QAT')}", seeds_text,
                  code_text(made), device_text(made))

@@ -186,6 +186,8 @@ def compare_seeds(a: pd.Series, b: pd.Series, higher_is_better: bool = True, pap
     if shared:
         diffs = (a.loc[shared] - b.loc[shared]) if higher_is_better else (b.loc[shared] - a.loc[shared])
         c = replace(paired(diffs, paper_gain), left_out=len(a) + len(b) - 2 * len(shared))
+        if c.verdict == UNDETERMINED:  # one pair, no test: the gain is that of the means of every seed
+            c = replace(c, gain=float(a.mean() - b.mean()) if higher_is_better else float(b.mean() - a.mean()))
         reference = b.loc[shared]
     else:
         sd = lambda s: float(s.std(ddof=1)) if len(s) >= 2 else math.nan  # noqa: E731

@@ -42,6 +42,7 @@ class Table:
     spec: TableSpec
     rows: list[Row]
     missing: list[str]  # run ids of this table's rows without a result
+    run_ids: list[str]  # every run of its rows
 
 
 def row_methods(spec: TableSpec, trained: set[str]) -> list[str]:
@@ -78,7 +79,7 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
                                 *paper_number(ref, spec.paper_table, dataset, arch, spec.paper_method(method, p), w, a)))
     picked = pd.concat(used) if used else mine.iloc[:0]
     missing = list(dict.fromkeys(picked.loc[picked.status == "missing", "run_id"]))
-    return Table(spec, rows, missing)
+    return Table(spec, rows, missing, list(dict.fromkeys(picked.run_id)))
 
 
 def fmt_stat(s: Stat, pm: str = "±") -> str:
@@ -168,12 +169,12 @@ def write_page(out: Path, name: str, markdown: str, title: str, made: str) -> li
 def build_tables(results: Path, index: RunIndex, out: Path, reference: Path, metric: str = "final") -> list[Path]:
     collected: Collected = collect(results, index, metric)
     ref = load_reference(reference)
-    made = stamp(collected).line()
     written = []
     for spec in TABLES:
         table = build_table(spec, collected.entries, ref, index.main_p)
         title = f"{table_number(spec)}: {spec.title}"
+        made = stamp(collected, table.run_ids).line()
         written += write_page(out, spec.name, to_markdown(table, metric, title, made), title, made)
         written.append(write_text(out / f"{spec.name}.tex", to_latex(table, metric, made)))
-    written += write_page(out, "claims", claims_markdown(collected, ref), CLAIMS_TITLE, made)
+    written += write_page(out, "claims", claims_markdown(collected, ref), CLAIMS_TITLE, stamp(collected).line())
     return written

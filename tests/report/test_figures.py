@@ -132,7 +132,8 @@ def test_figures_build_from_any_index_and_say_why_a_panel_is_empty(tmp_path, wri
     collected = collect(tmp_path / "results", index)
     paths = build_figures(collected, tmp_path / "fig")
     assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in ("fig5_hessian", "fig1_variance",
-                                                                        "training_curves") for e in ("png", "pdf"))
+                                                                        "training_curves")
+                                                   for e in ("png", "pdf", "caption.rst"))
     for plot, why in ((hessian_plot, "no Hessian trajectories"), (variance_plot, "no output-variance results"),
                       (curves_plot, "no training histories of the ablation grid")):
         text = figure_text(plot(collected))
