@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.report.report_html import html_tables, report_items, text_of
+
 REPO = Path(__file__).resolve().parent.parent
+TABLE_NAMES = ["table1_sam", "table2_ablation", "table3_psweep", "table4_cifar10", "table5_cifar100"]
 
 
 def snakemake(*args, cwd=REPO, env=None, timeout=900):
@@ -149,7 +152,7 @@ def test_ci_config_end_to_end(tmp_path):
     report, config_file = tmp_path / "report.html", write_config(tmp_path, "ci", diverging_sam)
     made = snakemake(*[{"report.html": str(report), "CONFIG": config_file}.get(a, a) for a in command.split()])
     assert made.returncode == 0, made.stderr[-3000:]
-    assert report.stat().st_size > 10_000 and "table2_ablation" in report.read_text(errors="replace")
+    check_report(report.read_text(errors="replace"))
 
     def reorder_and_probe_kd(config):
         diverging_sam(config)
@@ -169,6 +172,33 @@ def test_ci_config_end_to_end(tmp_path):
     assert "resnet20_cifar10_w2a4_kd_s0" in rerun.stdout and "resnet20_cifar10_w2a4_kd_s1" in rerun.stdout
     fixed = job_counts(snakemake("-n", "--configfile", write_config(tmp_path, "ci")).stdout)
     assert fixed["train_qat"] == 2  # back to a sane SAM radius: the two failed SAM runs, nothing else
+
+
+def check_report(html: str) -> None:
+    """The report's own HTML, parsed as a browser reads it: each table and the claims are HTML pages
+    holding HTML tables with captions, each item has a caption stamped with what made it, and no
+    .md, .tex or .pdf duplicates fill the lists."""
+    items = {Path(path).name: item for path, item in report_items(html).items()}
+    pages = [f"{name}.html" for name in TABLE_NAMES + ["claims"]]
+    figures = ["fig5_hessian.png", "fig1_variance.png", "training_curves.png"]
+    assert sorted(items) == sorted(pages + figures)
+    for name in pages + figures:
+        caption = text_of(items[name]["caption"])
+        made = "no run has a result yet" if name == "table5_cifar100.html" else "500 train / 300 test images"
+        assert "Made from config ci · " in caption and made in caption, (name, caption)
+    for name in pages:
+        assert items[name]["mime_type"] == "text/html"
+        content = items[name]["content"].decode()
+        tables = html_tables(content)
+        if name == "table5_cifar100.html":  # the CI config has no CIFAR-100 runs
+            assert not tables and "No runs for this table in the run index." in content
+            continue
+        assert tables and all(t["caption"].strip() and len(t["rows"]) >= 2 for t in tables), name
+    (t2,) = html_tables(items["table2_ablation.html"]["content"].decode())
+    assert t2["caption"].startswith("Table 2: Ablation of SFP and CSD") and "Made from config ci" in t2["caption"]
+    assert [row[3] for row in t2["rows"][1:]] == ["LSQ", "LSQ+SFP", "LSQ+CSD", "FPQ"]
+    claims = html_tables(items["claims.html"]["content"].decode())
+    assert claims[0]["caption"] == "Summary" and any(t["caption"].startswith("10. ") for t in claims)
 
 
 def test_a_given_configfile_is_not_merged_into_the_default(tmp_path):
