@@ -156,9 +156,12 @@ def cmd_figures(args) -> int:
 
 def cmd_budget(args) -> int:
     from fpq.plan.budget import budget_report
+    from fpq.plan.budget_breakdown import breakdown_report
 
     timings = project_file(args.timings, "timings file")
-    print(budget_report(_workflow_config(args), timings, args.gpus))
+    config = _workflow_config(args)
+    print(budget_report(config, timings, args.gpus))
+    print(breakdown_report(config, timings))
     return 0
 
 
