@@ -29,17 +29,35 @@ def project_file(path: str, what: str) -> Path:
     raise ConfigError(f"{what} {path} does not exist{where}")
 
 
+def set_blamed(err: ConfigError, overrides: list[str]) -> str | None:
+    """The `--set` item an error is about (errors begin with the key they name), or None.
+
+    >>> set_blamed(ConfigError("optim.epochs: must be >= 1, got -1"), ["seed=1", "optim.epochs=-1"])
+    'optim.epochs=-1'
+    >>> set_blamed(ConfigError("optim.lr: must be > 0"), ["optim=x"]), set_blamed(ConfigError("seed: bad"), ["s=1"])
+    ('optim=x', None)
+    """
+    key = str(err).split(":")[0]
+    return next((item for item in overrides if key == item.partition("=")[0]
+                 or key.startswith(item.partition("=")[0] + ".")), None)
+
+
 def _run_config(args):
-    """The RunConfig of a training command, validated before any work starts (torch-free)."""
+    """The RunConfig of a training command, validated before any work starts (torch-free). An error
+    names what set the bad value: a `--set` item, else the config file."""
     from fpq.config import load_config, read_yaml_mapping, with_overrides
 
-    if args.config_json:
-        return load_config(with_overrides(json.loads(args.config_json), args.set or []))
-    data = read_yaml_mapping(args.config, "config file")
+    overrides = args.set or []
+    data = json.loads(args.config_json) if args.config_json else read_yaml_mapping(args.config, "config file")
     try:
-        return load_config(with_overrides(data, args.set or []))
-    except ConfigError as err:  # name the file, as a workflow config's errors do
-        raise ConfigError(f"config file {args.config}: {err}") from None
+        return load_config(with_overrides(data, overrides))
+    except ConfigError as err:
+        blamed = set_blamed(err, overrides)
+        if blamed:
+            raise ConfigError(f"--set {blamed}: {err}") from None
+        if args.config_json:
+            raise
+        raise ConfigError(f"config file {args.config}: {err}") from None  # as a workflow config's errors do
 
 
 def cmd_train(args, stage: str | None) -> int:

@@ -251,3 +251,30 @@ def test_a_config_writes_to_folders_named_after_it(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "results/myrun/index.json" in out.stdout and "tables/myrun/claims.md" in out.stdout
     assert "results/ci/" not in out.stdout
+
+
+def test_a_missing_data_file_names_the_config_key_that_set_it(tmp_path):
+    def no_data(config):
+        config["data"]["cifar10"]["path"] = str(tmp_path / "nope" / "cifar10.npz")
+
+    out = snakemake("-n", "--configfile", write_config(tmp_path, "no_data", no_data))
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and "MissingInputException" not in said
+    assert (f"data.cifar10.path: {tmp_path}/nope/cifar10.npz does not exist (looked for {tmp_path}/nope/cifar10.npz); "
+            "point it at a CIFAR .npz or use source: torchvision") in said, said[-2000:]
+    assert f"workflow config {tmp_path}/no_data.yaml: data.cifar10.path" in said
+
+
+def test_the_report_without_a_configfile_says_what_to_add(tmp_path):
+    """The README's report command without its --configfile, where the default config has not run: one
+    line naming the flag to add, not Snakemake's missing-file error. (The project's default output
+    folders must not exist for this: they are generated, never committed.)"""
+    if (REPO / "tables" / "quick").exists():
+        pytest.skip("the quick run's tables exist in this checkout: nothing to refuse (tests/plan/test_checks.py)")
+    out = snakemake("--report", str(tmp_path / "report.html"))
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and not (tmp_path / "report.html").exists()
+    assert "snakemake --report without --configfile reports the default config (quick, config/config.yaml)" in said
+    assert "add --configfile CONFIG, the config of the run to report" in said and "marked for report" not in said
+    out = snakemake("--report", str(tmp_path / "report.html"), "--configfile", write_config(tmp_path, "not_run"))
+    assert "do not exist yet: run the workflow with the same --configfile first" in out.stdout + out.stderr

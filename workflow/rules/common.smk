@@ -6,9 +6,11 @@ import re
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json
 from fpq.run.data import cache_path
+from fpq.plan.checks import check_data_files
 from fpq.plan.grid import expand as expand_plan
 
 PLAN = expand_plan(config)
+check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 RUNS = PLAN.runs
 RESULTS = config["results"]
 TEACHER_IDS, QAT_IDS = PLAN.ids("teacher"), PLAN.ids("qat")
