@@ -294,7 +294,7 @@ def unknown_keys(cls, data: dict, prefix: str = "") -> list[str]:
 def from_dict(cls, data: dict, prefix: str = ""):
     """Build dataclass `cls` from a plain dict; unknown keys and wrong types raise ConfigError."""
     hints = _hints(cls)
-    unknown = unknown_keys(cls, data, prefix)
+    unknown = unknown_keys(cls, data, prefix) if not prefix else []  # the top call checks the nested ones
     if unknown:  # every one at once: a second typo should not cost a second try
         raise ConfigError("; ".join(unknown))
     kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}

@@ -178,7 +178,7 @@ def test_bad_inputs_are_listed_in_the_readme():
         assert f"| {name} |" in listed, name
 
 
-LIGHT = ["--help", "budget", "runs", "index --help", "budget --gpus 0", "qat --config"]
+LIGHT = ["--help", "budget", "status", "runs", "index --help", "budget --gpus 0", "qat --config"]
 
 
 @pytest.mark.parametrize("argv", LIGHT)

@@ -186,7 +186,8 @@ def _fill_registries(node, enums: dict):
 
 def workflow_schema() -> dict:
     """workflow/schemas/config.schema.yaml with each `x-registry: name` replaced by that registry's enum."""
-    return _fill_registries(yaml.safe_load(SCHEMA.read_text()), registry_enums())
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where built: the schema is large
+    return _fill_registries(yaml.load(SCHEMA.read_text(), Loader=loader), registry_enums())
 
 
 def validate_workflow_config(config: dict) -> None:

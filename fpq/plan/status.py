@@ -119,5 +119,5 @@ def gpu_hours_line(status: Status) -> str:
     hours = lambda s: f"{s / 3600:.2f}"  # noqa: E731
     return (f"GPU-hours of training: {hours(status.spent_done_s + status.spent_other_s)} spent — the {done} done runs "
             f"{hours(status.spent_done_s)} (budgeted {hours(status.done_budget_s)}), the others "
-            f"{hours(status.spent_other_s)} so far; the plan's budget {hours(status.budget_s)}, "
+            f"{hours(status.spent_other_s)} so far; the plan's training budget {hours(status.budget_s)}, "
             f"{hours(status.budget_s - status.done_budget_s)} of it for the runs not done")

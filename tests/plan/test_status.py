@@ -137,7 +137,9 @@ def test_a_half_written_metrics_file_is_no_result_yet(tmp_path):
 
 def test_the_paper_grid_reads_in_under_a_second_and_without_torch(tmp_path):
     """Every run of config/paper.yaml done, each with 200 epochs of history: the whole status, from
-    reading the config to the last line, in a fresh interpreter that never imports torch."""
+    importing fpq to the last line, in a fresh interpreter that never imports torch. Counted in CPU
+    seconds of that process, which the other work on a shared machine does not inflate as it does
+    the wall clock."""
     config = load_workflow_config(REPO / "config" / "paper.yaml")
     config["results"] = str(tmp_path / "results")
     history = [{"epoch": e, "test_acc": 50.0, "epoch_time": 10.0, "train_loss": 1.0} for e in range(1, 201)]
@@ -146,10 +148,10 @@ def test_the_paper_grid_reads_in_under_a_second_and_without_torch(tmp_path):
                    {"run_id": rid, "status": "ok", "epochs": 200, "wall_time_s": 2000.0, "history": history})
     path = tmp_path / "paper.yaml"
     path.write_text(yaml.safe_dump({**config, "name": "paper"}))
-    script = ("import sys, time; t = time.perf_counter(); from fpq.cli import main; main(['status', '--configfile', "
-              f"{str(path)!r}]); print('SECONDS', time.perf_counter() - t, 'torch' in sys.modules)")
+    script = ("import sys, time; t = time.process_time(); from fpq.cli import main; main(['status', '--configfile', "
+              f"{str(path)!r}]); print('SECONDS', time.process_time() - t, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     seconds, torch = out.stdout.split("SECONDS ")[1].split()
     assert torch == "False" and "411 done" in out.stdout
-    assert float(seconds) < 1.0 * max(1.0, os.getloadavg()[0] / os.cpu_count()), out.stdout[-500:]
+    assert float(seconds) < 1.0, out.stdout[-500:]
