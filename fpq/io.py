@@ -121,7 +121,8 @@ def load_torch(path: str | Path, what: str = "checkpoint") -> Any:
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist")
     if not zipfile.is_zipfile(path) and not _starts_as_zip(path):  # torch.save writes a zip archive
-        raise CheckpointError(f"{what} {path} is not a file torch.save wrote ({_looks_like(path)})")
+        advice = "" if what == "checkpoint" else "; a model is a run's model.pt"
+        raise CheckpointError(f"{what} {path} is not a file torch.save wrote ({_looks_like(path)}{advice})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, bad pickle, foreign object: torch's first line, not its advice
@@ -139,10 +140,10 @@ def _looks_like(path: Path) -> str:
     """What a file that is not a torch file seems to be, for the error line."""
     with open(path, "rb") as handle:
         head = handle.read(512)
+    if not head:
+        return "it is empty"
     try:
         text = head.decode("utf-8").lstrip()
     except UnicodeDecodeError:
         return "it is binary, of another format"
-    if text.startswith(("{", "[")):
-        return "it is JSON text, e.g. a run's metrics.json; a model is the run's model.pt"
-    return "it is text; a model is a run's model.pt"
+    return "it is JSON text, e.g. a run's metrics.json" if text.startswith(("{", "[")) else "it is text"

@@ -124,7 +124,7 @@ def bad_cases(tmp: Path) -> dict:
                                         f"teacher {models['text']} is not a file torch.save wrote (it is text; "
                                         f"a model is a run's model.pt)"),
         "qat: metrics.json as teacher": (qat(teacher=models["metrics"]), "it is JSON text, e.g. a run's metrics.json; "
-                                                                         "a model is the run's model.pt"),
+                                                                         "a model is a run's model.pt"),
         "qat: checkpoint.pt as teacher": (qat(teacher=models["checkpoint"]),
                                           f"teacher {models['checkpoint']} is a training checkpoint (for resuming a "
                                           f"run), not a model: use the model.pt a finished run writes beside it "

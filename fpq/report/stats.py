@@ -20,7 +20,8 @@ Verdicts on the directional claim "A beats B", decided on the 95% CI of the gain
 - does not hold: the CI lies below 0 (A is worse), or below the paper's positive gain for this
   cell (the data exclude a gain as large as the paper's).
 - not detected: neither; the minimum detectable effect says which gains this design could see.
-- undetermined: fewer than 2 seeds on a side (fewer than 2 pairs when paired).
+- undetermined: fewer than 2 seeds on a side, or fewer than 2 shared seeds when paired (the gain
+  is then the difference of the means over every seed).
 """
 from __future__ import annotations
 
