@@ -47,3 +47,11 @@ def run_file(name):
 def config_json():
     """This workflow config as canonical JSON (key order does not matter)."""
     return json.dumps(config, sort_keys=True)
+
+
+def in_report(path, category):
+    """The report shows this file (an HTML page or a PNG) under its caption file <name>.caption.rst,
+    written beside it by the same job (title and provenance stamp); absolute, as the caption is
+    read from the output folder, not from workflow/rules/."""
+    caption = os.path.abspath(os.path.splitext(path)[0] + ".caption.rst")
+    return report(path, caption=caption, category=category)

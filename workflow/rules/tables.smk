@@ -9,14 +9,6 @@ PAGES = [spec.name for spec in TABLE_SPECS] + ["claims"]  # Markdown pages, each
 FIGURE_NAMES = ("fig5_hessian", "fig1_variance", "training_curves")
 
 
-def in_report(path, category):
-    """The report shows this file (an HTML page or a PNG) under its caption file <name>.caption.rst,
-    written beside it by the same job (title and provenance stamp); absolute, as the caption is
-    read from the output folder, not from workflow/rules/."""
-    caption = os.path.abspath(os.path.splitext(path)[0] + ".caption.rst")
-    return report(path, caption=caption, category=category)
-
-
 # The .md and .tex files and the PDFs are outputs but not report items: the report shows each
 # table and the claims once, as HTML tables with captions, and each figure once, as a PNG.
 TABLE_FILES = [f"{TABLES}/{spec.name}.tex" for spec in TABLE_SPECS] + [
