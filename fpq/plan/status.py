@@ -99,7 +99,8 @@ def format_status(status: Status) -> str:
     for grid, cells in sections.items():
         ids = list(dict.fromkeys(rid for rids in cells.values() for rid in rids))
         counts = _counts([status.runs[rid] for rid in ids])
-        lines += ["", f"{grid} ({len(cells)} cells, {len(ids)} runs: {counts.get(DONE, 0)} done)",
+        lines += ["", f"{grid} ({len(cells)} cell{'s' * (len(cells) != 1)}, {len(ids)} run{'s' * (len(ids) != 1)}: "
+                      f"{counts.get(DONE, 0)} done)",
                   f"  {'cell':<{width}} " + " ".join(f"{s:>7s}" for s in STATES)]
         lines += [_row(label, _counts([status.runs[r] for r in rids]), width) for label, rids in cells.items()]
     active = [p for p in status.runs.values() if p.state in (RUNNING, STOPPED, FAILED)]
