@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fpq.report.curves import CURVE_GRIDS, curves_figure
 from fpq.io import write_text
+from fpq.report.curves import CURVE_GRIDS, curves_figure
 from fpq.report.formats import distinct
 from fpq.report.html_page import rst_caption
 from fpq.report.plots import band, band_figure, color, empty, footer, plt, readable_ticks, save
