@@ -2,10 +2,12 @@
 #   snakemake --cores all                                   # quick run (config/config.yaml)
 #   snakemake --cores all --configfile config/paper.yaml --resources gpu=4
 #   snakemake --profile workflow/profiles/slurm --configfile config/paper.yaml
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version
 
+from fpq.plan.checks import check_report_outputs, reporting
 from fpq.plan.grid import prepare_workflow_config
 
 min_version("9.0")
@@ -24,7 +26,8 @@ if not workflow.overwrite_configfiles:
 # --configfile and the key). Every `snakemake` run here also reads profiles/default/config.yaml.
 CONFIG_FILES = [str(f) for f in workflow.overwrite_configfiles or ["config/config.yaml"]]
 config.setdefault("name", Path(CONFIG_FILES[-1]).stem)
-prepare_workflow_config(config, source=f"workflow config {' + '.join(CONFIG_FILES)}")
+SOURCE = f"workflow config {' + '.join(CONFIG_FILES)}"
+prepare_workflow_config(config, source=SOURCE)
 
 
 include: "workflow/rules/common.smk"
@@ -44,8 +47,15 @@ localrules:
     plot_figures,
 
 
+# `snakemake --report` of a config that has not run: say what to add, before Snakemake's missing-file error.
+if reporting(sys.argv):
+    check_report_outputs(config, bool(workflow.overwrite_configfiles), TABLE_PAGES + FIGURE_IMAGES)
+
+
 rule all:
     default_target: True
     input:
+        TABLE_PAGES,
         TABLE_FILES,
+        FIGURE_IMAGES,
         FIGURE_FILES,

@@ -1,6 +1,6 @@
-"""The `fpq` command: train (pretrain / qat), hessian, variance, index, tables, figures, budget, runs.
+"""The `fpq` command: train (pretrain / qat), hessian, variance, index, tables, figures, budget, status, runs.
 
-Argument parsing, `--help`, `budget`, `runs` and every argument error run without importing
+Argument parsing, `--help`, `budget`, `status`, `runs` and every argument error run without importing
 torch (each command imports what it needs). Bad input of any kind ends as `fpq: error: ...`
 with exit status 2; a run that diverged ends with status 1 (or 0 with --record-failures).
 """
@@ -29,17 +29,35 @@ def project_file(path: str, what: str) -> Path:
     raise ConfigError(f"{what} {path} does not exist{where}")
 
 
+def set_blamed(err: ConfigError, overrides: list[str]) -> str | None:
+    """The `--set` item an error is about (errors begin with the key they name), or None.
+
+    >>> set_blamed(ConfigError("optim.epochs: must be >= 1, got -1"), ["seed=1", "optim.epochs=-1"])
+    'optim.epochs=-1'
+    >>> set_blamed(ConfigError("optim.lr: must be > 0"), ["optim=x"]), set_blamed(ConfigError("seed: bad"), ["s=1"])
+    ('optim=x', None)
+    """
+    key = str(err).split(":")[0]
+    return next((item for item in overrides if key == item.partition("=")[0]
+                 or key.startswith(item.partition("=")[0] + ".")), None)
+
+
 def _run_config(args):
-    """The RunConfig of a training command, validated before any work starts (torch-free)."""
+    """The RunConfig of a training command, validated before any work starts (torch-free). An error
+    names what set the bad value: a `--set` item, else the config file."""
     from fpq.config import load_config, read_yaml_mapping, with_overrides
 
-    if args.config_json:
-        return load_config(with_overrides(json.loads(args.config_json), args.set or []))
-    data = read_yaml_mapping(args.config, "config file")
+    overrides = args.set or []
+    data = json.loads(args.config_json) if args.config_json else read_yaml_mapping(args.config, "config file")
     try:
-        return load_config(with_overrides(data, args.set or []))
-    except ConfigError as err:  # name the file, as a workflow config's errors do
-        raise ConfigError(f"config file {args.config}: {err}") from None
+        return load_config(with_overrides(data, overrides))
+    except ConfigError as err:
+        blamed = set_blamed(err, overrides)
+        if blamed:
+            raise ConfigError(f"--set {blamed}: {err}") from None
+        if args.config_json:
+            raise
+        raise ConfigError(f"config file {args.config}: {err}") from None  # as a workflow config's errors do
 
 
 def cmd_train(args, stage: str | None) -> int:
@@ -156,9 +174,20 @@ def cmd_figures(args) -> int:
 
 def cmd_budget(args) -> int:
     from fpq.plan.budget import budget_report
+    from fpq.plan.budget_breakdown import breakdown_report
 
     timings = project_file(args.timings, "timings file")
-    print(budget_report(_workflow_config(args), timings, args.gpus))
+    config = _workflow_config(args)
+    print(budget_report(config, timings, args.gpus))
+    print(breakdown_report(config, timings))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from fpq.plan.status import format_status, read_status
+
+    timings = project_file(args.timings, "timings file")
+    print(format_status(read_status(_workflow_config(args), timings)))
     return 0
 
 
@@ -287,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(p, with_index=False)
     p.add_argument("--timings", default="config/epoch_seconds.yaml")
     p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line")
+    p = sub.add_parser("status", help="where a campaign stands: runs done / running (epoch, ETA) / stopped / "
+                                      "failed (error) / missing per grid and cell, GPU-hours spent vs budget")
+    _source_args(p, with_index=False)
+    p.add_argument("--timings", default="config/epoch_seconds.yaml")
     p = sub.add_parser("runs", help="list the run ids of a workflow config")
     _source_args(p, with_index=False)
     p = sub.add_parser("pack", help="pack a config's results (no weights), tables and figures into one .tar.gz")
@@ -306,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
             "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
-            "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget,
+            "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget, "status": cmd_status,
             "runs": cmd_runs, "pack": cmd_pack, "unpack": cmd_unpack, "fetch-data": cmd_fetch_data,
             "gpu-slot": cmd_gpu_slot}
 

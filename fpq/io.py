@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -119,7 +120,30 @@ def load_torch(path: str | Path, what: str = "checkpoint") -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist")
+    if not zipfile.is_zipfile(path) and not _starts_as_zip(path):  # torch.save writes a zip archive
+        advice = "" if what == "checkpoint" else "; a model is a run's model.pt"
+        raise CheckpointError(f"{what} {path} is not a file torch.save wrote ({_looks_like(path)}{advice})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, bad pickle, foreign object
-        raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(err).__name__}: {err})") from None
+    except Exception as err:  # truncated zip, bad pickle, foreign object: torch's first line, not its advice
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(err).__name__}: {first})") from None
+
+
+def _starts_as_zip(path: Path) -> bool:
+    """A zip's local header: a truncated torch file keeps it, though its directory at the end is gone."""
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
+def _looks_like(path: Path) -> str:
+    """What a file that is not a torch file seems to be, for the error line."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "it is empty"
+    try:
+        text = head.decode("utf-8").lstrip()
+    except UnicodeDecodeError:
+        return "it is binary, of another format"
+    return "it is JSON text, e.g. a run's metrics.json" if text.startswith(("{", "[")) else "it is text"

@@ -5,11 +5,15 @@ import copy
 from pathlib import Path
 from typing import Callable
 
+from fpq.config import to_dict
 from fpq.io import write_json
 from fpq.plan.grid import expand, prepare_workflow_config
 from fpq.plan.index import RunIndex
 from fpq.run.cell import Cell
 
+# What a run records about what made it (fpq.run.provenance), as the provenance stamp reads it.
+MADE = {"code": {"git_commit": "0123456789abcdef", "git_dirty": False}, "device": {"type": "cpu", "name": "x86_64"},
+        "packages": {"torch": "2.14.1"}}
 BASE = {"name": "synthetic", "seeds": [0, 1, 2], "data": {"cifar10": {"source": "npz", "path": "x.npz"},
                                                           "cifar100": {"source": "npz", "path": "y.npz"}},
         "quant": {"sfp_p": 0.1}, "hessian": {"methods": ["lsq", "fpq"]}, "variance": {"methods": ["fp", "lsq", "fpq"]}}
@@ -36,7 +40,8 @@ def write_results(config: dict, top1: Callable[[Cell], float | None], trace: Cal
         if value is None:
             write_json(folder / "metrics.json", {**identity, "status": "failed", "error": "DivergenceError: nan"})
             continue
-        write_json(folder / "metrics.json", {**identity, "status": "ok", "final": {"top1": value},
+        write_json(folder / "metrics.json", {**identity, **MADE, "config": to_dict(run.config), "status": "ok",
+                                             "final": {"top1": value},
                                              "best": {"top1": value + 0.5, "epoch": 3},
                                              "hessian_trajectory": trajectory(cell) if trajectory else [],
                                              "history": history(cell) if history else []})

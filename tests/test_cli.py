@@ -32,7 +32,26 @@ def save_models(tmp: Path, npz: Path) -> dict:
     save_model(paths["teacher"], skeleton(cfg), cfg)
     save_model(paths["r18"], torch.nn.Linear(1, 1), load_config({**teacher, "arch": "resnet18"}))
     paths["truncated"].write_bytes(paths["teacher"].read_bytes()[:2000])
+    paths["text"] = tmp / "notes.txt"
+    paths["text"].write_text("not a model\n")
+    paths["metrics"] = tmp / "run" / "metrics.json"
+    paths["metrics"].parent.mkdir()
+    paths["metrics"].write_text('{"run_id": "resnet20_cifar10_fp_s0", "status": "ok"}\n')
+    paths["checkpoint"] = save_a_checkpoint(tmp / "run", cfg)
     return paths
+
+
+def save_a_checkpoint(folder: Path, cfg) -> Path:
+    """The checkpoint.pt a run writes after each epoch (fpq.run.train.save_checkpoint)."""
+    import torch
+
+    from fpq.run.build import skeleton
+    from fpq.run.train import RunState, make_optimizer, save_checkpoint
+
+    model = skeleton(cfg)
+    optimizer, scheduler = make_optimizer(cfg, model)
+    save_checkpoint(folder, cfg, torch.device("cpu"), RunState(1), model, optimizer, scheduler)
+    return folder / "checkpoint.pt"
 
 
 def bad_cases(tmp: Path) -> dict:
@@ -51,10 +70,15 @@ def bad_cases(tmp: Path) -> dict:
     (tmp / "a_file").write_text("x")
     models = save_models(tmp, tmp / "good.npz")
 
-    def qat(path=tmp / "good.npz", teacher=models["teacher"], out=tmp / "out", runtime=None, **data):
+    def qat(path=tmp / "good.npz", teacher=models["teacher"], out=tmp / "out", runtime=None, extra=None, **data):
         return ["qat", "--config-json", json.dumps({
             "arch": "resnet20", "method": "lsq", "teacher": str(teacher), "runtime": runtime or {"device": "cpu"},
-            "data": {"source": "npz", "path": str(path), **data}}), "--out", str(out)]
+            "data": {"source": "npz", "path": str(path), **data}, **(extra or {})}), "--out", str(out)]
+
+    (tmp / "run.yaml").write_text(f"arch: resnet20\nmethod: lsq\nteacher: {models['teacher']}\n"
+                                  f"data: {{source: npz, path: {tmp / 'good.npz'}}}\nruntime: {{device: cpu}}\n")
+    (tmp / "two_typos.yaml").write_text("grids: {main: {datasets: [cifar10], archs: [resnet20], bits: [w2a4], "
+                                        "methods: [lsq]}}\nseedz: [0]\ntables_dir: x\n")
 
     def measure(command, model=models["teacher"], *extra):
         return [command, "--model", str(model), "--out", str(tmp / "m" / "r.json"), *extra]
@@ -96,6 +120,23 @@ def bad_cases(tmp: Path) -> dict:
         "train_subset below the classes": (qat(train_subset=5), "data.train_subset"),
         "tables: missing index": (["tables", "--index", str(tmp / "none.json")], "run index"),
         "fetch-data offline": (["fetch-data", "--dataset", "cifar10", "--root", str(tmp / "data")], "source: npz"),
+        "qat: a text file as teacher": (qat(teacher=models["text"]),
+                                        f"teacher {models['text']} is not a file torch.save wrote (it is text; "
+                                        f"a model is a run's model.pt)"),
+        "qat: metrics.json as teacher": (qat(teacher=models["metrics"]), "it is JSON text, e.g. a run's metrics.json; "
+                                                                         "a model is a run's model.pt"),
+        "qat: checkpoint.pt as teacher": (qat(teacher=models["checkpoint"]),
+                                          f"teacher {models['checkpoint']} is a training checkpoint (for resuming a "
+                                          f"run), not a model: use the model.pt a finished run writes beside it "
+                                          f"({models['checkpoint'].with_name('model.pt')})"),
+        "qat: two unknown keys": (qat(extra={"optimiser": {"epochs": 1}, "seedz": 1}),
+                                  "optimiser: unknown key (did you mean 'optim'?); seedz: unknown key (did you mean "
+                                  "'seed'?)"),
+        "budget: two unknown keys": (["budget", "--configfile", str(tmp / "two_typos.yaml")],
+                                     "seedz: unknown key (did you mean 'seeds'?); tables_dir: unknown key (did you "
+                                     "mean 'tables'?)"),
+        "qat: a bad --set value": (["qat", "--config", str(tmp / "run.yaml"), "--set", "optim.epochs=0", "--out",
+                                    str(tmp / "out")], "fpq: error: --set optim.epochs=0: optim.epochs: must be >= 1"),
     }
 
 
@@ -104,7 +145,9 @@ CASES = ["budget: malformed YAML", "qat: malformed YAML", "budget: typo in a key
          "hessian: truncated model", "hessian: missing model", "variance --device cuda without CUDA",
          "qat into a file", "qat: missing teacher", "qat: teacher of another arch", "qat: truncated teacher",
          "qat: device cuda without CUDA", "npz not a zip", "empty test split", "train_subset too large",
-         "train_subset below the classes", "tables: missing index", "fetch-data offline"]
+         "train_subset below the classes", "tables: missing index", "fetch-data offline",
+         "qat: a text file as teacher", "qat: metrics.json as teacher", "qat: checkpoint.pt as teacher",
+         "qat: two unknown keys", "budget: two unknown keys", "qat: a bad --set value"]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -135,7 +178,7 @@ def test_bad_inputs_are_listed_in_the_readme():
         assert f"| {name} |" in listed, name
 
 
-LIGHT = ["--help", "budget", "runs", "index --help", "budget --gpus 0", "qat --config"]
+LIGHT = ["--help", "budget", "status", "runs", "index --help", "budget --gpus 0", "qat --config"]
 
 
 @pytest.mark.parametrize("argv", LIGHT)

@@ -22,7 +22,7 @@ def regenerate_and_compare(root: Path, tmp: Path) -> list[str]:
     """Tables rebuilt from the packed metrics and index; the names of those that differ."""
     index = read_index(root / "results" / "index.json")
     build_tables(root / "results", index, tmp / "again", REFERENCE_CSV)
-    shipped = sorted(p.name for p in (root / "tables").glob("*") if p.suffix in (".md", ".tex"))
+    shipped = sorted(p.name for p in (root / "tables").glob("*") if p.suffix in (".md", ".tex", ".html", ".rst"))
     assert shipped, f"no tables in {root}"
     return [name for name in shipped if not filecmp.cmp(root / "tables" / name, tmp / "again" / name, shallow=False)]
 

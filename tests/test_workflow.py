@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.report.report_html import html_tables, report_items, text_of
+
 REPO = Path(__file__).resolve().parent.parent
+TABLE_NAMES = ["table1_sam", "table2_ablation", "table3_psweep", "table4_cifar10", "table5_cifar100"]
 
 
 def snakemake(*args, cwd=REPO, env=None, timeout=900):
@@ -149,7 +152,7 @@ def test_ci_config_end_to_end(tmp_path):
     report, config_file = tmp_path / "report.html", write_config(tmp_path, "ci", diverging_sam)
     made = snakemake(*[{"report.html": str(report), "CONFIG": config_file}.get(a, a) for a in command.split()])
     assert made.returncode == 0, made.stderr[-3000:]
-    assert report.stat().st_size > 10_000 and "table2_ablation" in report.read_text(errors="replace")
+    check_report(report.read_text(errors="replace"))
 
     def reorder_and_probe_kd(config):
         diverging_sam(config)
@@ -177,6 +180,33 @@ def test_ci_config_end_to_end(tmp_path):
     assert "resnet20_cifar10_w2a4_kd_s0" in rerun.stdout and "resnet20_cifar10_w2a4_kd_s1" in rerun.stdout
     fixed = job_counts(snakemake("-n", "--configfile", write_config(tmp_path, "ci")).stdout)
     assert fixed["train_qat"] == 2  # back to a sane SAM radius: the two failed SAM runs, nothing else
+
+
+def check_report(html: str) -> None:
+    """The report's own HTML, parsed as a browser reads it: each table and the claims are HTML pages
+    holding HTML tables with captions, each item has a caption stamped with what made it, and no
+    .md, .tex or .pdf duplicates fill the lists."""
+    items = {Path(path).name: item for path, item in report_items(html).items()}
+    pages = [f"{name}.html" for name in TABLE_NAMES + ["claims"]]
+    figures = ["fig5_hessian.png", "fig1_variance.png", "training_curves.png"]
+    assert sorted(items) == sorted(pages + figures)
+    for name in pages + figures:
+        caption = text_of(items[name]["caption"])
+        made = "no run has a result yet" if name == "table5_cifar100.html" else "500 train / 300 test images"
+        assert "Made from config ci · " in caption and made in caption, (name, caption)
+    for name in pages:
+        assert items[name]["mime_type"] == "text/html"
+        content = items[name]["content"].decode()
+        tables = html_tables(content)
+        if name == "table5_cifar100.html":  # the CI config has no CIFAR-100 runs
+            assert not tables and "No runs for this table in the run index." in content
+            continue
+        assert tables and all(t["caption"].strip() and len(t["rows"]) >= 2 for t in tables), name
+    (t2,) = html_tables(items["table2_ablation.html"]["content"].decode())
+    assert t2["caption"].startswith("Table 2: Ablation of SFP and CSD") and "Made from config ci" in t2["caption"]
+    assert [row[3] for row in t2["rows"][1:]] == ["LSQ", "LSQ+SFP", "LSQ+CSD", "FPQ"]
+    claims = html_tables(items["claims.html"]["content"].decode())
+    assert claims[0]["caption"] == "Summary" and any(t["caption"].startswith("10. ") for t in claims)
 
 
 def test_a_given_configfile_is_not_merged_into_the_default(tmp_path):
@@ -229,3 +259,30 @@ def test_a_config_writes_to_folders_named_after_it(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "results/myrun/index.json" in out.stdout and "tables/myrun/claims.md" in out.stdout
     assert "results/ci/" not in out.stdout
+
+
+def test_a_missing_data_file_names_the_config_key_that_set_it(tmp_path):
+    def no_data(config):
+        config["data"]["cifar10"]["path"] = str(tmp_path / "nope" / "cifar10.npz")
+
+    out = snakemake("-n", "--configfile", write_config(tmp_path, "no_data", no_data))
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and "MissingInputException" not in said
+    assert (f"data.cifar10.path: {tmp_path}/nope/cifar10.npz does not exist (looked for {tmp_path}/nope/cifar10.npz); "
+            "point it at a CIFAR .npz or use source: torchvision") in said, said[-2000:]
+    assert f"workflow config {tmp_path}/no_data.yaml: data.cifar10.path" in said
+
+
+def test_the_report_without_a_configfile_says_what_to_add(tmp_path):
+    """The README's report command without its --configfile, where the default config has not run: one
+    line naming the flag to add, not Snakemake's missing-file error. (The project's default output
+    folders must not exist for this: they are generated, never committed.)"""
+    if (REPO / "tables" / "quick").exists():
+        pytest.skip("the quick run's tables exist in this checkout: nothing to refuse (tests/plan/test_checks.py)")
+    out = snakemake("--report", str(tmp_path / "report.html"))
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and not (tmp_path / "report.html").exists()
+    assert "snakemake --report without --configfile reports the default config (quick, config/config.yaml)" in said
+    assert "add --configfile CONFIG, the config of the run to report" in said and "marked for report" not in said
+    out = snakemake("--report", str(tmp_path / "report.html"), "--configfile", write_config(tmp_path, "not_run"))
+    assert "do not exist yet: run the workflow with the same --configfile first" in out.stdout + out.stderr

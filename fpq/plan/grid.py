@@ -186,31 +186,34 @@ def _fill_registries(node, enums: dict):
 
 def workflow_schema() -> dict:
     """workflow/schemas/config.schema.yaml with each `x-registry: name` replaced by that registry's enum."""
-    return _fill_registries(yaml.safe_load(SCHEMA.read_text()), registry_enums())
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where built: the schema is large
+    return _fill_registries(yaml.load(SCHEMA.read_text(), Loader=loader), registry_enums())
 
 
 def validate_workflow_config(config: dict) -> None:
-    """Fill schema defaults (through $refs too) and raise ConfigError naming the first bad key
-    (an unknown one with a "did you mean", as a run config's)."""
+    """Fill schema defaults (through $refs too) and raise ConfigError naming every unknown key (each
+    with a "did you mean", as a run config's), else the first bad value."""
     schema = workflow_schema()
     errors = sorted(_defaulting_validator()(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    unknown = [text for e in errors if e.validator == "additionalProperties"
+               for text in _unknown_keys([str(p) for p in e.absolute_path], e)]
+    if unknown:  # every unknown key at once: a second typo should not cost a second try
+        raise ConfigError("; ".join(unknown))
     if errors:
-        err = errors[0]
-        where = [str(p) for p in err.absolute_path]
-        unknown = _unknown_key(where, err) if err.validator == "additionalProperties" else None
-        raise ConfigError(unknown or f"{'.'.join(where) or '(top level)'}: {err.message}")
+        where = [str(p) for p in errors[0].absolute_path]
+        raise ConfigError(f"{'.'.join(where) or '(top level)'}: {errors[0].message}")
 
 
-def _unknown_key(where: list[str], err) -> str | None:
-    """'quant.w_bit: unknown key (did you mean 'quant.w_bits'?)' for the first key the schema lacks."""
+def _unknown_keys(where: list[str], err) -> list[str]:
+    """"quant.w_bit: unknown key (did you mean 'quant.w_bits'?)" for each key of a mapping the schema lacks."""
     known = list(err.schema.get("properties", {}))
     extra = [str(k) for k in err.instance if k not in known] if isinstance(err.instance, dict) else []
-    if not extra:
-        return None
-    key, prefix = extra[0], "".join(f"{p}." for p in where)
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
-    return f"{prefix}{key}: unknown key{hint}"
+    prefix, out = "".join(f"{p}." for p in where), []
+    for key in extra:
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+        out.append(f"{prefix}{key}: unknown key{hint}")
+    return out
 
 
 def _defaulting_validator():
@@ -227,3 +230,4 @@ def _defaulting_validator():
         yield from check_properties(validator, props, instance, schema)
 
     return jsonschema.validators.extend(base, {"properties": properties})
+

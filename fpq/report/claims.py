@@ -1,6 +1,6 @@
 """A verdict on each claim of the paper, per cell and rolled up across cells, with the numbers behind it.
 
-Each comparison is paired by seed where both methods have the same seeds and Welch's otherwise;
+Each comparison is paired on the seeds both methods have (Welch's only when they share none);
 it gives the gain with its 95% CI, the p-value, the smallest gain the design detects and the
 seeds the paper's gain would need (`fpq.report.stats` says how, and what each verdict means).
 A cell is a (dataset, arch, bits) setting of the run index, labelled as the tables label it;
@@ -20,6 +20,7 @@ from fpq.method.registry import METHODS
 from fpq.report.formats import DASH, MEASURE, TOP1, Scale, distinct, pvalue
 from fpq.report.paper import paper_number
 from fpq.report.results import Collected, select, settings, unique_cells, values
+from fpq.report.stamp import stamp
 from fpq.report.stats import (
     DOES_NOT_HOLD,
     HOLDS,
@@ -28,6 +29,7 @@ from fpq.report.stats import (
     UNDETERMINED,
     Comparison,
     compare_seeds,
+    detects_text,
     holm,
     verdict_text,
 )
@@ -100,9 +102,16 @@ def _needed(n: int | None) -> str:
 def numbers(c: Comparison, scale: Scale) -> list[str]:
     """The NUMBERS columns of a comparison."""
     ci = DASH if math.isnan(c.low) else f"[{scale.diff(c.low)}, {scale.diff(c.high)}]"
-    test = f"paired, n={c.n_a}" if c.test == "paired" else f"Welch, {c.n_a} vs {c.n_b}" if c.test else DASH
-    return [ci, pvalue(c.p_value), test, scale.value(c.mde), scale.diff(c.paper_gain), _needed(c.seeds_needed),
-            verdict_text(c, scale)]
+    return [ci, pvalue(c.p_value), test_text(c), detects_text(c, scale), scale.diff(c.paper_gain),
+            _needed(c.seeds_needed), verdict_text(c, scale)]
+
+
+def test_text(c: Comparison) -> str:
+    """The test column: 'paired, n=3', 'paired, n=2 (1 seed of one side left out)', 'Welch, 2 vs 3'."""
+    if c.test == "Welch":
+        return f"Welch, {c.n_a} vs {c.n_b}"
+    left = f" ({c.left_out} seed{'s' if c.left_out != 1 else ''} of one side left out)" if c.left_out else ""
+    return f"paired, n={c.n_a}{left}" if c.test == "paired" else (f"—{left}" if left else DASH)
 
 
 def beats(frame, main_p: float, a: str, b: str, column: str = "top1", higher: bool = True, ref=None,
@@ -112,7 +121,7 @@ def beats(frame, main_p: float, a: str, b: str, column: str = "top1", higher: bo
     for setting in settings(frame[frame.method == a]):
         va, vb = (_cell_values(frame, m, main_p, *setting, column=column) for m in (a, b))
         if len(va) and len(vb):
-            c = compare_seeds(va, vb, higher, paper_gain(ref, tables, *setting, a, b))
+            c = compare_seeds(va, vb, higher, paper_gain(ref, tables, *setting, a, b), bound=scale.bound)
             rows.append([label(*setting), _stat(va, scale), _stat(vb, scale), scale.diff(c.gain), *numbers(c, scale)])
             outcomes.append(c)
     return rows, outcomes
@@ -129,7 +138,10 @@ def all_of(steps: list[Comparison]) -> Outcome:
         return Outcome(UNDETERMINED, math.nan, gain, "undetermined (fewer than 2 seeds)")
     if verdicts == {HOLDS}:
         return Outcome(HOLDS, p, gain, HOLDS)
-    detects = max(c.mde for c in steps if c.verdict == NOT_DETECTED)
+    unseen = [c for c in steps if c.verdict == NOT_DETECTED]
+    if any(c.blind for c in unseen):
+        return Outcome(NOT_DETECTED, p, gain, "not detected (this design can detect no effect in a step: see it)")
+    detects = max(c.mde for c in unseen)
     return Outcome(NOT_DETECTED, p, gain, f"not detected (this design detects ≥ {TOP1.value(detects)}{TOP1.unit})")
 
 
@@ -140,7 +152,8 @@ def ablation(frame, main_p: float, ref=None) -> tuple[list[list[str]], list[Outc
         for better, worse in ABLATION_ORDER:
             va, vb = (_cell_values(frame, m, main_p, *setting) for m in (better, worse))
             if len(va) and len(vb):
-                c = compare_seeds(va, vb, paper_gain=paper_gain(ref, ("table2",), *setting, better, worse))
+                c = compare_seeds(va, vb, paper_gain=paper_gain(ref, ("table2",), *setting, better, worse),
+                                  bound=TOP1.bound)
                 steps.append(c)
                 rows.append([label(*setting), f"{method_label(better)} − {method_label(worse)}", TOP1.diff(c.gain),
                              *numbers(c, TOP1)])
@@ -178,7 +191,7 @@ def psweep(frame, ref=None) -> tuple[list[list[str]], list]:
             continue
         p_in, p_out = best(inside), best(outside)
         paper = _paper_p(ref, *setting, p_in) - _paper_p(ref, *setting, p_out)
-        c = compare_seeds(by_p[p_in], by_p[p_out], paper_gain=paper)
+        c = compare_seeds(by_p[p_in], by_p[p_out], paper_gain=paper, bound=TOP1.bound)
         rows.append(lead + [f"p={p_in:g} vs p={p_out:g}", TOP1.diff(c.gain), *numbers(c, TOP1)])
         outcomes.append(c)
     return rows, outcomes
@@ -260,9 +273,10 @@ def _run_list(title: str, items: list[str]) -> list[str]:
 
 def legend(main_p: float) -> str:
     return (
-        "Each comparison is **paired by seed** where both methods have results for the same seeds (runs of one "
+        "Each comparison is **paired by seed** on the seeds both methods have results for (runs of one "
         "seed share the teacher, the data order and augmentation, and the calibration images): the t-test on "
-        "the per-seed differences. Otherwise it is **Welch's** t-test. 'Gain' is A − B (B − A for the Hessian "
+        "the per-seed differences; a seed only one side has is left out, and the Test column says how many were. "
+        "Only when no seed is shared is it **Welch's** t-test. 'Gain' is A − B (B − A for the Hessian "
         "trace and the output variance, where lower is better), with its 95% confidence interval and two-sided "
         "p-value. 'Detects ≥' is the minimum detectable effect: the smallest true gain this design (its number "
         "of seeds and spread) finds with 80% power at the 5% level (noncentral t). 'Paper's gain' is the same "
@@ -271,18 +285,25 @@ def legend(main_p: float) -> str:
         "Verdicts, read from the 95% CI of the gain: *holds*: the CI lies above 0 (the gain's size may still "
         "differ from the paper's). *does not hold*: the CI lies below 0, or below the paper's gain for that cell "
         "(a gain as large as the paper's is excluded). *not detected (this design detects ≥ X)*: neither; a "
-        "true gain of X or more would have shown 4 times in 5, a smaller one can hide in the seed noise. "
-        "*undetermined*: fewer than 2 seeds on a side. The ablation order holds in a cell when every step "
+        "true gain of X or more would have shown 4 times in 5, a smaller one can hide in the seed noise; where "
+        "even the largest gain the measure allows (top-1 cannot pass 100%, a trace or a variance 0) would not, "
+        "it says *this design can detect no effect*, with the seeds and the spread that make it so. "
+        "*undetermined*: fewer than 2 seeds on a side, or fewer than 2 seeds shared. The ablation order holds "
+        "in a cell when every step "
         "holds; its p-value is the largest of its steps'. Across cells: the cells where the claim holds, and "
         "how many still hold after Holm's correction over that claim's cells (family-wise 5%).\n\n"
         f"Top-1 in % (gains in points), mean ± std over seeds (n); FPQ and LSQ+SFP at p = {main_p:g}."
     )
 
 
+CLAIMS_TITLE = "Claims of Pang & Cai (2025), checked on our runs"
+
+
 def claims_markdown(collected: Collected, ref: pd.DataFrame | None = None) -> str:
+    """The claims page, what made it (the provenance stamp) under its title."""
     found = claims(collected, ref)
     parts = [
-        "# Claims of Pang & Cai (2025), checked on our runs", "", legend(collected.main_p), "",
+        f"# {CLAIMS_TITLE}", "", stamp(collected).line(), "", legend(collected.main_p), "",
         "## Summary", "",
         _md_table(["Claim", "Across cells"], [[c.title, rollup(c)] for c in found]),
     ]

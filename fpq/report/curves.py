@@ -51,7 +51,7 @@ def curves_plot(collected: Collected, grids: tuple[str, ...] = CURVE_GRIDS):
     which = ", ".join(grids)
     return band_figure(curve_series(collected, grids), lines, "test top-1 (%)", "lower right",
                        f"Test top-1 after each QAT epoch, cells of the {which} grid\n"
-                       "Line: mean over seeds (n in each legend); band: ± 1 std over them.",
+                       "Line: mean over seeds (n in each legend); band: ± 1 std over them (one epoch: a point, a bar).",
                        f"no training histories of the {which} grid in the run index", collected)
 
 

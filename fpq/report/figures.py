@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fpq.io import write_text
 from fpq.report.curves import CURVE_GRIDS, curves_figure
 from fpq.report.formats import distinct
-from fpq.report.plots import band, band_figure, color, empty, plt, readable_ticks, save
+from fpq.report.html_page import rst_caption
+from fpq.report.plots import band, band_figure, color, empty, footer, plt, readable_ticks, save
 from fpq.report.results import Collected, select, unique_cells
+from fpq.report.stamp import stamp
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label, setting_rank
 
 FIG5_METHODS = ("lsq", "fpq")
@@ -104,6 +107,7 @@ def variance_plot(collected: Collected):
     bars = fig1_bars(collected)
     keys = sorted(bars, key=setting_rank)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(keys)), 3.8), constrained_layout=True)
+    footer(fig, collected)
     if not keys:
         empty(ax, "no output-variance results in the run index", collected)
         return fig
@@ -131,7 +135,21 @@ def variance_figure(collected: Collected, out: Path) -> list[Path]:
     return save(variance_plot(collected), out, "fig1_variance")
 
 
+def captions(collected: Collected, curve_grids: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Each figure's title and what it shows, for its caption in the Snakemake report."""
+    return {"fig5_hessian": ("Fig. 5: Hessian trace during QAT, LSQ vs FPQ at the main p", fig5_caption(collected)),
+            "fig1_variance": ("Fig. 1: output variance under Gaussian input noise (FP = the teacher, LSQ, FPQ)",
+                              "Bars: mean over seeds; error bars: ± 1 std over them."),
+            "training_curves": (f"Training curves: test top-1 after each QAT epoch, cells of the "
+                                f"{', '.join(curve_grids)} grid", "Line: mean over seeds; band: ± 1 std over them.")}
+
+
 def build_figures(collected: Collected, out: Path, curve_grids: tuple[str, ...] = CURVE_GRIDS) -> list[Path]:
     """Fig. 5, Fig. 1 and the training curves of the cells of `curve_grids` (the ablation grid; add
-    "main" for the main grid's)."""
-    return hessian_figure(collected, out) + variance_figure(collected, out) + curves_figure(collected, out, curve_grids)
+    "main" for the main grid's), each with a caption file for the Snakemake report (title, what it
+    shows, the provenance stamp, which the figure's footer also carries)."""
+    paths = hessian_figure(collected, out) + variance_figure(collected, out) + curves_figure(collected, out, curve_grids)
+    made = stamp(collected).line()
+    for name, (title, text) in captions(collected, curve_grids).items():
+        paths.append(write_text(out / f"{name}.caption.rst", rst_caption(title, text, made)))
+    return paths

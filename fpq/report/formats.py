@@ -84,7 +84,8 @@ class Scale:
     value: Callable[[float], str]
     diff: Callable[[float], str]
     unit: str  # " points" for accuracy; "" for a trace or a variance
+    bound: float  # the best value the measure can take: 100 (% top-1), 0 (a trace or a variance)
 
 
-TOP1 = Scale(acc, signed, " points")
-MEASURE = Scale(sig, signed_sig, "")
+TOP1 = Scale(acc, signed, " points", 100.0)
+MEASURE = Scale(sig, signed_sig, "", 0.0)

@@ -4,6 +4,7 @@ mean ± std band over seeds, a panel that says why it is empty, and tick labels 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +17,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from fpq.io import atomic_write  # noqa: E402
 from fpq.report.results import Collected  # noqa: E402
+from fpq.report.stamp import stamp  # noqa: E402
 from fpq.run.cell import DATASET_LABELS, arch_label, arch_rank, bits_label, bits_rank  # noqa: E402
 
 COLORS = {"fp": "tab:gray", "pact": "tab:brown", "lsq": "tab:blue", "lsq+": "tab:cyan", "kd": "tab:olive",
@@ -37,6 +39,14 @@ def save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
+def footer(fig, collected: Collected):
+    """The provenance stamp under the figure, small (saving with a tight box keeps it); returns fig."""
+    width = max(60, int(fig.get_figwidth() * 22))  # characters of 6 pt text across the figure
+    fig.text(0.5, 0.0, textwrap.fill(stamp(collected).line(), width), ha="center", va="top", fontsize=6,
+             color="dimgray")
+    return fig
+
+
 def band(series: list[pd.Series], floor: float | None = None) -> dict:
     """Mean and std (ddof=1; 0 for one run) over runs at each epoch (the series' index), and the band
     mean ± std drawn around it, clipped at `floor` where one is given."""
@@ -53,11 +63,22 @@ def panel_title(dataset, arch, w_bits, a_bits) -> str:
 
 def band_panel(ax, lines: list[tuple[str, str, dict]], title: str, ylabel: str | None, legend_loc: str) -> None:
     """One panel of mean ± std bands against epoch: `lines` are (label, method, band(...))."""
-    for label, method, line in lines:
-        ax.plot(line["epoch"], line["mean"], color=color(method), marker=".", label=f"{label}, n={line['n']}")
+    epochs = sorted({int(e) for _, _, line in lines for e in line["epoch"]})
+    for i, (label, method, line) in enumerate(lines):
+        text = f"{label}, n={line['n']}"
+        if len(epochs) == 1:  # one epoch: points with ± 1 std bars, side by side, not a band of no width
+            x = line["epoch"] + (i - (len(lines) - 1) / 2) * 0.06
+            ax.errorbar(x, line["mean"], yerr=[line["mean"] - line["low"], line["high"] - line["mean"]], fmt="o",
+                        capsize=3, color=color(method), label=text)
+            continue
+        ax.plot(line["epoch"], line["mean"], color=color(method), marker=".", label=text)
         ax.fill_between(line["epoch"], line["low"], line["high"], color=color(method), alpha=0.2)
     ax.set_title(title, fontsize=9)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(epochs) == 1:  # an axis a whole epoch wide either side, its one tick on the epoch
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     if ylabel:
         ax.set_ylabel(ylabel)
@@ -72,6 +93,7 @@ def band_figure(series: dict, lines_of, ylabel: str, legend_loc: str, suptitle: 
     rows, cols = panel_grid(series) if series else ([None], [None])
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows) + 0.6), squeeze=False,
                              constrained_layout=True)
+    footer(fig, collected)
     if not series:
         empty(axes[0, 0], empty_why, collected)
         return fig

@@ -18,8 +18,8 @@ from fpq.plan.index import RunIndex
 from fpq.run.cell import setting_rank
 
 CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
-RUN_COLUMNS = ["stage", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
-               "hessian_probes", "output_variance", "variance_sigma"]
+RUN_COLUMNS = ["stage", "teacher", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
+               "hessian_probes", "output_variance", "variance_sigma", "made"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Collected:
     entries: pd.DataFrame  # one row per grid entry: the grid, the cell as asked, its run's status and metrics
     unreadable: list[str]  # files that exist but could not be parsed
     main_p: float
+    name: str = ""  # the config's name, as the index records it
 
 
 def _read(path: Path, unreadable: list[str]) -> dict | None:
@@ -51,7 +52,8 @@ def _measurement(data: dict | None, key: str) -> float:
 
 def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dict:
     folder = results / "runs" / rid
-    row = {"run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "history": [], "error": ""}
+    row = {"run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "history": [], "error": "",
+           "made": {}}
     metrics = _read(folder / "metrics.json", unreadable)
     failed = _read(folder / "failed.json", unreadable)
     if metrics is not None and metrics.get("status", "ok") == "ok":
@@ -59,12 +61,23 @@ def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dic
                    history=metrics.get("history", []))
     elif metrics is not None or failed is not None:
         row.update(status="failed", error=(metrics or failed).get("error", "unknown error"))
+    if metrics is not None:
+        row["made"] = made(metrics)
     hessian, variance = _read(folder / "hessian.json", unreadable), _read(folder / "variance.json", unreadable)
     row["hessian_trace"] = _measurement(hessian, "trace.mean")
     row["hessian_probes"] = _optional(hessian, "trace.probes")
     row["output_variance"] = _measurement(variance, "logit_variance")
     row["variance_sigma"] = _optional(variance, "sigma")
     return row
+
+
+def made(metrics: dict) -> dict:
+    """What a result file says made it (the provenance stamp's inputs): data, epochs, code, device."""
+    config = metrics.get("config") or {}
+    seen = [h["train_images"] for h in metrics.get("history", []) if "train_images" in h]
+    return {"data": config.get("data", {}), "epochs": (config.get("optim") or {}).get("epochs"),
+            "train_images": max(seen) if seen else None, "code": metrics.get("code") or {},
+            "device": metrics.get("device") or {}, "torch": (metrics.get("packages") or {}).get("torch")}
 
 
 def _optional(data: dict | None, key: str) -> float:
@@ -77,15 +90,16 @@ def _optional(data: dict | None, key: str) -> float:
 
 def collect(results: str | Path, index: RunIndex, metric: str = "final") -> Collected:
     results, unreadable = Path(results), []
-    runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, **_run_row(results, rid, metric, unreadable)}
+    runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, "teacher": r.teacher,
+                          **_run_row(results, rid, metric, unreadable)}
                          for rid, r in index.runs.items()], columns=CELL + RUN_COLUMNS)
-    measured = runs.drop(columns=CELL + ["stage"]).set_index("run_id")
+    measured = runs.drop(columns=CELL + ["stage", "teacher"]).set_index("run_id")
     entries = pd.DataFrame([{"grid": e.grid, **e.cell.as_dict(), "run_id": e.run_id} for e in index.entries],
                            columns=["grid"] + CELL + ["run_id"])
     entries = entries.join(measured, on="run_id")
     for frame in (runs, entries):  # None (no SFP) becomes NaN: p compares as a number everywhere
         frame["p"] = frame["p"].astype(float)
-    return Collected(runs, entries, unreadable, index.main_p)
+    return Collected(runs, entries, unreadable, index.main_p, index.name)
 
 
 @dataclass(frozen=True)

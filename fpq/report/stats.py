@@ -1,15 +1,18 @@
 """Is A better than B over seeds, and how small a gain could this design have seen?
 
-A comparison is *paired* when both methods have results for the same seeds: runs of one seed share
-the teacher (or the one `teacher_seed` teacher), the data order and augmentation and the
-calibration images, so the per-seed differences A_s - B_s cancel part of the seed noise; the test
-is the t-test on those differences (df = n - 1). Otherwise it is Welch's t-test (Welch-Satterthwaite
-df, standard error sqrt(s_a²/n_a + s_b²/n_b)). Either way a comparison gives the mean gain of A in
+A comparison is *paired* on the seeds both methods have results for: runs of one seed share the
+teacher (or the one `teacher_seed` teacher), the data order and augmentation and the calibration
+images, so the per-seed differences A_s - B_s cancel part of the seed noise; the test is the t-test
+on those differences (df = n - 1). A seed only one side has (the other's run failed or is missing)
+is left out of the pairs, and the comparison says how many were. Only when no seed is shared is it
+Welch's t-test (Welch-Satterthwaite df, standard error sqrt(s_a²/n_a + s_b²/n_b)). Either way a comparison gives the mean gain of A in
 the claimed direction (A - B, or B - A where lower is better), its 95% confidence interval, the
 two-sided p-value, and the *minimum detectable effect*: the smallest true gain the same test finds
 with 80% power at the 5% level for this n and spread (noncentral t, the spread taken as known).
 Where the paper gives a gain for the same comparison and cell, also the seeds this spread would
-need to find it with 80% power.
+need to find it with 80% power. A measure is bounded (top-1 at 100%, a trace or a variance at 0), so a
+gain can be no larger than the room B leaves to that bound; where the minimum detectable effect is
+at least that room, the design can detect no effect at all, and it says so instead of a number.
 
 Verdicts on the directional claim "A beats B", decided on the 95% CI of the gain:
 - holds: the CI lies above 0 (same as p < 0.05 with a positive gain). The gain's size may differ
@@ -17,12 +20,13 @@ Verdicts on the directional claim "A beats B", decided on the 95% CI of the gain
 - does not hold: the CI lies below 0 (A is worse), or below the paper's positive gain for this
   cell (the data exclude a gain as large as the paper's).
 - not detected: neither; the minimum detectable effect says which gains this design could see.
-- undetermined: fewer than 2 seeds on a side (fewer than 2 pairs when paired).
+- undetermined: fewer than 2 seeds on a side, or fewer than 2 shared seeds when paired (the gain
+  is then the difference of the means over every seed).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from scipy import optimize, stats
@@ -51,6 +55,14 @@ class Comparison:
     seeds_needed: int | None  # seeds for the paper's gain at this spread; None: not computable
     verdict: str  # HOLDS, DOES_NOT_HOLD, NOT_DETECTED or UNDETERMINED
     reason: str = ""  # why it does not hold: BELOW_ZERO or BELOW_PAPER
+    spread: tuple[float, ...] = ()  # paired: (std of the differences,); Welch: (std of A, std of B)
+    left_out: int = 0  # seeds of one side only, left out of the pairs
+    room: float = math.nan  # the largest gain the measure allows here (NaN: not given)
+
+    @property
+    def blind(self) -> bool:
+        """The design can detect no effect: its minimum detectable effect is at least the room."""
+        return not math.isnan(self.room) and self.mde >= self.room
 
 
 def power(delta: float, se: float, df: float, alpha: float = ALPHA) -> float:
@@ -126,7 +138,7 @@ def _verdict(low: float, high: float, paper_gain: float) -> tuple[str, str]:
 
 
 def _from_moments(test: str, n_a: int, n_b: int, gain: float, se: float, df: float, paper_gain: float,
-                  needed: int | None) -> Comparison:
+                  needed: int | None, spread: tuple[float, ...]) -> Comparison:
     if se == 0:
         p_value, low, high = (0.0 if gain else 1.0), gain, gain
     else:
@@ -134,7 +146,8 @@ def _from_moments(test: str, n_a: int, n_b: int, gain: float, se: float, df: flo
         half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
         low, high = gain - half, gain + half
     verdict, reason = _verdict(low, high, paper_gain)
-    return Comparison(test, n_a, n_b, gain, low, high, p_value, mde(se, df), paper_gain, needed, verdict, reason)
+    return Comparison(test, n_a, n_b, gain, low, high, p_value, mde(se, df), paper_gain, needed, verdict, reason,
+                      spread)
 
 
 def undetermined(n_a: int, n_b: int, gain: float, paper_gain: float = math.nan) -> Comparison:
@@ -150,7 +163,7 @@ def paired(diffs, paper_gain: float = math.nan) -> Comparison:
         return undetermined(n, n, float(d.mean()) if n else math.nan, paper_gain)
     sd = float(d.std(ddof=1))
     return _from_moments("paired", n, n, float(d.mean()), sd / math.sqrt(n), n - 1, paper_gain,
-                         seeds_needed(paper_gain, sd))
+                         seeds_needed(paper_gain, sd), (sd,))
 
 
 def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int, higher_is_better: bool = True,
@@ -161,18 +174,27 @@ def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b:
         return undetermined(n_a, n_b, gain, paper_gain)
     va, vb = sd_a ** 2 / n_a, sd_b ** 2 / n_b
     return _from_moments("Welch", n_a, n_b, gain, math.sqrt(va + vb), welch_df(va, vb, n_a, n_b), paper_gain,
-                         seeds_needed(paper_gain, sd_a, sd_b))
+                         seeds_needed(paper_gain, sd_a, sd_b), (sd_a, sd_b))
 
 
-def compare_seeds(a: pd.Series, b: pd.Series, higher_is_better: bool = True,
-                  paper_gain: float = math.nan) -> Comparison:
-    """A against B from their values by seed (index = seed): paired when both have the same seeds."""
+def compare_seeds(a: pd.Series, b: pd.Series, higher_is_better: bool = True, paper_gain: float = math.nan,
+                  bound: float = math.nan) -> Comparison:
+    """A against B from their values by seed (index = seed): paired on the seeds both have (the
+    others left out and counted), Welch's only when they share none. `bound` is the best value the
+    measure can take (100 for top-1, 0 for a trace): the gain's room is B's distance to it."""
     a, b = a.dropna(), b.dropna()
-    if len(a) and set(a.index) == set(b.index):
-        diffs = (a - b.loc[a.index]) if higher_is_better else (b.loc[a.index] - a)
-        return paired(diffs, paper_gain)
-    sd = lambda s: float(s.std(ddof=1)) if len(s) >= 2 else math.nan  # noqa: E731
-    return welch(float(a.mean()), sd(a), len(a), float(b.mean()), sd(b), len(b), higher_is_better, paper_gain)
+    shared = [s for s in a.index if s in set(b.index)]
+    if shared:
+        diffs = (a.loc[shared] - b.loc[shared]) if higher_is_better else (b.loc[shared] - a.loc[shared])
+        c = replace(paired(diffs, paper_gain), left_out=len(a) + len(b) - 2 * len(shared))
+        if c.verdict == UNDETERMINED:  # one pair, no test: the gain is that of the means of every seed
+            c = replace(c, gain=float(a.mean() - b.mean()) if higher_is_better else float(b.mean() - a.mean()))
+        reference = b.loc[shared]
+    else:
+        sd = lambda s: float(s.std(ddof=1)) if len(s) >= 2 else math.nan  # noqa: E731
+        c = welch(float(a.mean()), sd(a), len(a), float(b.mean()), sd(b), len(b), higher_is_better, paper_gain)
+        reference = b
+    return replace(c, room=abs(bound - float(reference.mean())) if len(reference) else math.nan)
 
 
 def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
@@ -190,6 +212,32 @@ def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
     return reject
 
 
+def _seeds(c: Comparison) -> str:
+    """'2 paired seeds' / '2 and 3 seeds (Welch)', what a sentence about the design names."""
+    return f"{c.n_a} paired seed{'s' if c.n_a != 1 else ''}" if c.test == "paired" else f"{c.n_a} and {c.n_b} seeds"
+
+
+def _spread(c: Comparison, scale: Scale) -> str:
+    if c.test == "paired":
+        return f"a spread of {scale.value(c.spread[0])}{scale.unit} (std of the per-seed differences)"
+    return f"spreads of {scale.value(c.spread[0])} and {scale.value(c.spread[1])}{scale.unit} (std over seeds)"
+
+
+def no_effect_text(c: Comparison, scale: Scale = TOP1) -> str:
+    """Why a design sees nothing: its seeds and spread, and the most the measure allows.
+
+    >>> no_effect_text(replace(paired([9.0, -9.0, 1.0]), room=20.0))
+    'this design can detect no effect: with 3 paired seeds and a spread of 9.02 points (std of the per-seed differences), even the largest gain the measure allows here (20.00 points) would not show 4 times in 5'
+    """
+    return (f"this design can detect no effect: with {_seeds(c)} and {_spread(c, scale)}, even the largest gain "
+            f"the measure allows here ({scale.value(c.room)}{scale.unit}) would not show 4 times in 5")
+
+
+def detects_text(c: Comparison, scale: Scale = TOP1) -> str:
+    """The 'Detects ≥' column: the minimum detectable effect, or 'no effect' where none is possible."""
+    return "no effect" if c.blind else scale.value(c.mde)
+
+
 def verdict_text(c: Comparison, scale: Scale = TOP1) -> str:
     """The verdict as a reader sees it, the minimum detectable effect in it when nothing was found.
 
@@ -200,7 +248,11 @@ def verdict_text(c: Comparison, scale: Scale = TOP1) -> str:
         why = "0" if c.reason == BELOW_ZERO else f"the paper's {scale.diff(c.paper_gain)}"
         return f"does not hold (CI below {why})"
     if c.verdict == NOT_DETECTED:
+        if c.blind:
+            return f"not detected ({no_effect_text(c, scale)})"
         return f"not detected (this design detects ≥ {scale.value(c.mde)}{scale.unit})"
     if c.verdict == UNDETERMINED:
+        if c.left_out:
+            return f"undetermined ({c.n_a} shared seed{'s' if c.n_a != 1 else ''}, fewer than 2 pairs)"
         return "undetermined (fewer than 2 seeds)"
     return HOLDS

@@ -46,6 +46,9 @@ def read_model_file(path: str | Path, what: str = "model file") -> tuple[dict, R
         hint = "; train it first (fpq pretrain) or point teacher: at its model.pt" if what == "teacher" else ""
         raise CheckpointError(f"{what} {path} does not exist (looked for {Path(path).resolve()}){hint}")
     blob = load_torch(path, what)
+    if isinstance(blob, dict) and {"identity", "model", "optimizer"} <= set(blob):  # fpq.run.train's checkpoint
+        raise CheckpointError(f"{what} {path} is a training checkpoint (for resuming a run), not a model: use the "
+                              f"model.pt a finished run writes beside it ({Path(path).with_name('model.pt')})")
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise CheckpointError(f"{what} {path} is not an fpq model (no config/state_dict)")
     return blob, load_config(blob["config"])

@@ -55,11 +55,37 @@ def test_a_comparison_is_paired_by_seed_with_its_interval_the_papers_gain_and_th
     assert w4a4[8] == "+3.47"  # no W4A4 in Table 2: Table 4's 90.16 - 86.69
 
 
-def test_a_failed_seed_makes_the_comparison_welch(tmp_path):
+def test_a_failed_seed_leaves_the_comparison_paired_on_the_shared_seeds_and_says_how_many(tmp_path):
     failing = lambda c: None if c.method == "fpq" and c.seed == 2 else top1(c)  # noqa: E731
     (row,) = cells(section(claims_of(tmp_path, failing), 1), "CIFAR-10 ResNet-18 W2A4")
-    assert row[6] == "Welch, 2 vs 3"
-    assert row[1] == "90.10 ± 1.27 (n=2)" and row[-1].startswith("not detected (this design detects ≥ ")
+    assert row[6] == "paired, n=2 (1 seed of one side left out)"
+    assert row[1] == "90.10 ± 1.27 (n=2)"
+    lsq = [90.0 + e for e in SEED_EFFECT[:2]]
+    fpq = [x + g for x, g in zip(lsq, OVER_LSQ["fpq"][:2])]
+    assert row[3] == f"{np.mean(np.subtract(fpq, lsq)):+.2f}"  # the gain over the shared seeds 0 and 1
+    assert row[7] == f"{paired(np.subtract(fpq, lsq)).mde:.2f}"
+
+
+def test_no_shared_seed_makes_the_comparison_welch(tmp_path):
+    """FPQ has only seed 2, LSQ only seeds 0 and 1: nothing to pair, so Welch (undetermined at n = 1)."""
+    only = lambda c: None if (c.method == "fpq") == (c.seed != 2) and c.method in ("fpq", "lsq") else top1(c)  # noqa: E731
+    (row,) = cells(section(claims_of(tmp_path, only), 1), "CIFAR-10 ResNet-18 W2A4")
+    assert row[6] == "—" and row[-1] == "undetermined (fewer than 2 seeds)"
+
+
+def test_a_design_that_can_detect_nothing_says_so_instead_of_an_impossible_number(tmp_path):
+    """Top-1 near 20% with per-seed differences of +-40 points: the smallest gain 3 paired seeds find is
+    beyond the 80 points top-1 can still rise, so no number beyond the scale is printed."""
+    swing = {"lsq": [0.0, 0.0, 0.0], "fpq": [40.0, -40.0, 5.0]}
+    wild = lambda c: 20.0 + swing.get(c.method, [0.0] * 3)[c.seed] + (0 if c.method in swing else 1)  # noqa: E731
+    (row,) = cells(section(claims_of(tmp_path, wild), 1), "CIFAR-10 ResNet-18 W2A4")
+    assert row[7] == "no effect"
+    assert row[-1].startswith("not detected (this design can detect no effect: with 3 paired seeds and a spread "
+                              "of 40.10 points (std of the per-seed differences)")
+    assert "(80.00 points)" in row[-1]
+    assert paired(np.array(swing["fpq"])).mde > 80.0  # the number the row no longer prints
+    numbers = [float(x) for x in re.findall(r"(?<![\w.])\d+\.\d\d", row[-1])]
+    assert max(numbers) <= 100.0
 
 
 def test_the_rollup_counts_cells_after_holms_correction_and_reads_grammatically(tmp_path):

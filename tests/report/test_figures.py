@@ -132,7 +132,8 @@ def test_figures_build_from_any_index_and_say_why_a_panel_is_empty(tmp_path, wri
     collected = collect(tmp_path / "results", index)
     paths = build_figures(collected, tmp_path / "fig")
     assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in ("fig5_hessian", "fig1_variance",
-                                                                        "training_curves") for e in ("png", "pdf"))
+                                                                        "training_curves")
+                                                   for e in ("png", "pdf", "caption.rst"))
     for plot, why in ((hessian_plot, "no Hessian trajectories"), (variance_plot, "no output-variance results"),
                       (curves_plot, "no training histories of the ablation grid")):
         text = figure_text(plot(collected))
@@ -163,3 +164,19 @@ def test_fig1_states_sigma_what_its_error_bars_are_and_has_readable_ticks(tmp_pa
     ticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert ticks and all(len(t) <= 4 for t in ticks), ticks  # e.g. 0, 0.5, 1, 1.5 (not 0.00016)
     assert ax.get_ylabel() == "output variance (logits) (×10⁻⁴)"
+
+
+def test_a_one_epoch_run_reads_as_points_with_bars_on_a_whole_epoch_axis(tmp_path):
+    """One QAT epoch: no band of zero width on an axis from 0.945 to 1.05, but a point per method with
+    its ± 1 std bar, side by side, and one tick on epoch 1."""
+    config = workflow_config(tmp_path / "results", {"ablation": ABLATION})
+    one = lambda cell: [{"epoch": 1, "test_acc": 70.0 + cell.seed}]  # noqa: E731
+    fig = curves_plot(collect(tmp_path / "results", write_results(config, lambda c: 90.0, history=one)))
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [1] and ax.get_xlim() == (0.0, 2.0)
+    assert len(ax.containers) == 4  # an error bar per method
+    assert not [c for c in ax.collections if "PolyCollection" in type(c).__name__]  # no band
+    xs = [c.lines[0].get_xdata()[0] for c in ax.containers]
+    assert xs == sorted(xs) and len(set(xs)) == 4 and all(abs(x - 1) < 0.2 for x in xs)  # side by side at epoch 1
+    bars = [c.lines[2][0].get_segments()[0] for c in ax.containers]
+    assert all(seg[0][1] == pytest.approx(70.0) and seg[1][1] == pytest.approx(72.0) for seg in bars)  # 71 ± 1

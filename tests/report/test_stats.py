@@ -60,9 +60,26 @@ def test_same_seeds_are_paired_other_seeds_welch_and_lower_is_better_flips_the_s
     c = compare_seeds(a, b)
     assert c.test == "paired" and c.gain == pytest.approx(np.mean(np.subtract(A, B[::-1])))
     assert compare_seeds(b, a, higher_is_better=False).gain == pytest.approx(c.gain)
-    c = compare_seeds(a.drop(3), b)  # seed 3 failed for A: no pairs to line up
-    assert c.test == "Welch" and (c.n_a, c.n_b) == (3, 4)
-    assert c.p_value == pytest.approx(sp.ttest_ind(A[:3], B, equal_var=False).pvalue, rel=1e-9)
+    c = compare_seeds(a.drop(3), b)  # seed 3 failed for A: paired on seeds 0-2, B's seed 3 left out
+    shared = b.loc[[0, 1, 2]]
+    assert c.test == "paired" and (c.n_a, c.left_out) == (3, 1)
+    assert c.p_value == pytest.approx(sp.ttest_rel(A[:3], shared.to_numpy()).pvalue, rel=1e-9)
+    c = compare_seeds(a.drop([2, 3]), b.drop([0, 1]))  # no seed in common: Welch
+    assert c.test == "Welch" and (c.n_a, c.n_b, c.left_out) == (2, 2, 0)
+    assert c.p_value == pytest.approx(sp.ttest_ind(A[:2], b.loc[[3, 2]], equal_var=False).pvalue, rel=1e-9)
+
+
+def test_a_design_whose_detectable_effect_exceeds_the_scale_can_detect_no_effect():
+    """The room is B's distance to the measure's bound (100 for top-1, 0 for a trace)."""
+    a, b = pd.Series([60.0, 10.0, 35.0]), pd.Series([20.0, 20.0, 20.0])
+    c = compare_seeds(a, b, bound=100.0)
+    assert c.room == pytest.approx(80.0) and c.mde > 80.0 and c.blind
+    assert verdict_text(c).startswith("not detected (this design can detect no effect: with 3 paired seeds")
+    assert not compare_seeds(a, b).blind  # no bound given: no room to compare with
+    tight = compare_seeds(pd.Series([21.0, 21.5, 20.5]), b, bound=100.0)
+    assert not tight.blind and "detects ≥" in verdict_text(tight)
+    lower = compare_seeds(pd.Series([1.0, 9.0, 5.0]), pd.Series([6.0, 6.0, 6.0]), higher_is_better=False, bound=0.0)
+    assert lower.room == pytest.approx(6.0) and lower.blind  # a trace cannot fall below 0
 
 
 def test_pairing_cancels_the_seed_noise_the_seeds_share():

@@ -6,9 +6,11 @@ import re
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json, to_dict
 from fpq.run.data import cache_path
+from fpq.plan.checks import check_data_files
 from fpq.plan.grid import expand as expand_plan
 
 PLAN = expand_plan(config)
+check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 RUNS = PLAN.runs
 RESULTS = config["results"]
 TEACHER_IDS, QAT_IDS = PLAN.ids("teacher"), PLAN.ids("qat")
@@ -62,3 +64,11 @@ def run_file(name):
 def config_json():
     """This workflow config as canonical JSON (key order does not matter)."""
     return json.dumps(config, sort_keys=True)
+
+
+def in_report(path, category):
+    """The report shows this file (an HTML page or a PNG) under its caption file <name>.caption.rst,
+    written beside it by the same job (title and provenance stamp); absolute, as the caption is
+    read from the output folder, not from workflow/rules/."""
+    caption = os.path.abspath(os.path.splitext(path)[0] + ".caption.rst")
+    return report(path, caption=caption, category=category)

@@ -5,11 +5,18 @@ from fpq.plan.table_specs import TABLES as TABLE_SPECS
 TABLES = config["tables"]
 FIGURES = config["figures"]
 INDEX = f"{RESULTS}/index.json"
-TABLE_FILES = [f"{TABLES}/{spec.name}.{ext}" for spec in TABLE_SPECS for ext in ("md", "tex")] + [
-    f"{TABLES}/claims.md"
+PAGES = [spec.name for spec in TABLE_SPECS] + ["claims"]  # Markdown pages, each with an HTML twin
+FIGURE_NAMES = ("fig5_hessian", "fig1_variance", "training_curves")
+
+
+# The .md and .tex files and the PDFs are outputs but not report items: the report shows each
+# table and the claims once, as HTML tables with captions, and each figure once, as a PNG.
+TABLE_FILES = [f"{TABLES}/{spec.name}.tex" for spec in TABLE_SPECS] + [
+    f"{TABLES}/{name}.{ext}" for name in PAGES for ext in ("md", "caption.rst")
 ]
-FIGURE_FILES = [f"{FIGURES}/{name}.{ext}" for name in ("fig5_hessian", "fig1_variance", "training_curves")
-                for ext in ("png", "pdf")]
+TABLE_PAGES = [f"{TABLES}/{name}.html" for name in PAGES]
+FIGURE_FILES = [f"{FIGURES}/{name}.{ext}" for name in FIGURE_NAMES for ext in ("pdf", "caption.rst")]
+FIGURE_IMAGES = [f"{FIGURES}/{name}.png" for name in FIGURE_NAMES]
 RESULT_FILES = (
     expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=RUNS)
     + expand(f"{RESULTS}/runs/{{run}}/hessian.json", run=HESSIAN_IDS)
@@ -36,7 +43,8 @@ rule build_tables:
         results=RESULT_FILES,
         reference=config["reference"],
     output:
-        [report(f, category="Tables") for f in TABLE_FILES],
+        [in_report(f, "Tables") for f in TABLE_PAGES],
+        TABLE_FILES,
     params:
         results=lambda wc, input: os.path.dirname(input.index),
         out=lambda wc, output: os.path.dirname(output[0]),
@@ -54,7 +62,8 @@ rule plot_figures:
         index=INDEX,
         results=RESULT_FILES,
     output:
-        [report(f, category="Figures") for f in FIGURE_FILES],
+        [in_report(f, "Figures") for f in FIGURE_IMAGES],
+        FIGURE_FILES,
     params:
         results=lambda wc, input: os.path.dirname(input.index),
         out=lambda wc, output: os.path.dirname(output[0]),
