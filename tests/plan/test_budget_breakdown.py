@@ -34,7 +34,7 @@ def test_the_report_prints_each_architectures_share_and_its_source():
     assert sum(shares.values()) == pytest.approx(100.0, abs=0.3)
     marks = dict(re.findall(r"^  (\[\d\]) (.*)$", text, re.M))
     resnet18 = re.search(r"^  resnet18 +QAT .*(\[\d\])$", text, re.M).group(1)
-    assert marks[resnet18].startswith("measured: NVIDIA H200, fpq path")
+    assert marks[resnet18].startswith("measured: NVIDIA H200, fpq qat path [graph]")
     resnet50 = re.search(r"^  resnet50 +QAT .*(\[\d\])$", text, re.M).group(1)
     assert marks[resnet50] == "estimated: H100 (plain PyTorch loop, fp32 eager)"
 
