@@ -79,18 +79,19 @@ def runs(tmp_path_factory, slurm_cluster):
     SLURM run mostly waits on its status polls)."""
     base = tmp_path_factory.mktemp("ci_on_slurm")
     started = time.monotonic()
-    local = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
-                              str(write_config(base / "local"))], cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        profile = user_profile(base, PARTITION, account=None)
-        config = write_config(base / "slurm")
-        out = snakemake("--profile", str(profile), "--configfile", str(config), *FAST_POLLING, env=slurm_cluster.env)
-        slurm_seconds = time.monotonic() - started
-        _, local_err = local.communicate(timeout=1200)
-    finally:
-        local.kill()
-    assert local.returncode == 0, local_err[-4000:]
+    with open(base / "local.log", "w") as console:
+        local = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
+                                  str(write_config(base / "local"))], cwd=REPO, stdout=console, stderr=console)
+        try:
+            profile = user_profile(base, PARTITION, account=None)
+            config = write_config(base / "slurm")
+            out = snakemake("--profile", str(profile), "--configfile", str(config), *FAST_POLLING,
+                            env=slurm_cluster.env)
+            slurm_seconds = time.monotonic() - started
+            local.wait(timeout=1200)
+        finally:
+            local.kill()
+    assert local.returncode == 0, (base / "local.log").read_text()[-4000:]
     print(f"SLURM run {slurm_seconds:.0f} s, local run beside it {time.monotonic() - started:.0f} s")
     return {"base": base, "config": config, "profile": profile, "out": out}
 
@@ -167,63 +168,74 @@ def uninterrupted_run(config: Path, out: Path) -> subprocess.Popen:
                              "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def cancel_twice(cluster, run: Path, command: list[str], comment: str, console_path: Path) -> str:
+    """Runs Snakemake, cancels the job mid-epoch and its retry right after it resumes; returns
+    Snakemake's console once it has given up."""
+    with open(console_path, "w") as console:
+        first = subprocess.Popen([sys.executable, "-m", "snakemake", *command], cwd=REPO, env=cluster.env,
+                                 stdout=console, stderr=subprocess.STDOUT, text=True)
+        try:
+            job = cluster.wait_for_job(comment, set(), first)
+            wait_for_line(run / "train.log", r"epoch 1/3 ", first)  # epoch 1 checkpointed, epoch 2 under way
+            cluster.cancel(job)
+            retry = cluster.wait_for_job(comment, {job}, first)  # the profile's `retries: 1`
+            wait_for_line(run / "train.log", r"resuming after epoch", first)
+            cluster.cancel(retry)
+            assert first.wait(timeout=600) != 0
+        finally:
+            first.kill()
+    return console_path.read_text()
+
+
 def test_a_cancelled_qat_job_fails_keeps_its_checkpoint_and_resumes_to_the_uninterrupted_result(
         runs, slurm_cluster):
-    """scancel the QAT job mid-epoch and its retry (the profile's `retries: 1`) right after it
-    resumes: Snakemake reports the job failed, the checkpoint stays, and the same command again
-    resumes from the last completed epoch and ends equal to an uninterrupted run."""
+    """Cancelled twice (the job, then its retry): Snakemake reports the job failed, the checkpoint
+    stays, and the same command again resumes from the last completed epoch and ends equal to
+    an uninterrupted run of the same config."""
     folder = runs["base"] / "fault"
     config = write_config(folder, epochs=3)
     teacher = "resnet20_cifar10_fp_s0"  # the first run's teacher, the same config: not trained again
     shutil.copytree(runs["base"] / "slurm/results/runs" / teacher, folder / "results/runs" / teacher)
-    reference = uninterrupted_run(config, folder / "uninterrupted")
     run = folder / "results" / "runs" / CANCELLED_RUN
     command = [f"{run}/metrics.json", "--profile", str(runs["profile"]), "--configfile", str(config), *FAST_POLLING]
     comment = f"rule_train_qat_wildcards_{CANCELLED_RUN}"
+    reference = uninterrupted_run(config, folder / "uninterrupted")
+    try:
+        console = cancel_twice(slurm_cluster, run, command, comment, folder / "first.log")
+        assert "Error in rule train_qat" in console and "SLURM status is: 'CANCELLED'" in console, console[-3000:]
+        assert [(j["comment"], j["state"]) for j in submitted(slurm_cluster, console).values()] == \
+            [(comment, "CANCELLED")] * 2
+        assert not (run / "metrics.json").exists()
+        kept = checkpoint_epoch(run)
 
-    with open(folder / "first.log", "w") as console:
-        first = subprocess.Popen([sys.executable, "-m", "snakemake", *command], cwd=REPO, env=slurm_cluster.env,
-                                 stdout=console, stderr=subprocess.STDOUT, text=True)
-        try:
-            job = slurm_cluster.wait_for_job(comment, set(), first)
-            wait_for_line(run / "train.log", r"epoch 1/3 ", first)  # epoch 1 checkpointed, epoch 2 under way
-            slurm_cluster.cancel(job)
-            retry = slurm_cluster.wait_for_job(comment, {job}, first)
-            wait_for_line(run / "train.log", r"resuming after epoch", first)
-            slurm_cluster.cancel(retry)
-            assert first.wait(timeout=600) != 0
-        finally:
-            first.kill()
-    console = (folder / "first.log").read_text()
-    assert "Error in rule train_qat" in console and "SLURM status is: 'CANCELLED'" in console, console[-3000:]
-    assert [(j["comment"], j["state"]) for j in submitted(slurm_cluster, console).values()] == \
-        [(comment, "CANCELLED")] * 2
-    assert not (run / "metrics.json").exists()
-    kept = checkpoint_epoch(run)
-    assert 1 <= kept < 3
+        again = snakemake(*command, env=slurm_cluster.env)
+        assert again.returncode == 0, again.stderr[-4000:]
+        assert [(j["comment"], j["state"]) for j in submitted(slurm_cluster, again.stdout + again.stderr).values()] \
+            == [(comment, "COMPLETED")]  # the QAT job alone: the teacher was not trained again
+        attempts = (run / "train.log").read_text().split("== attempt ")[1:]
+        assert len(attempts) == 3, attempts
+        for i in (1, 2):  # each attempt resumed after the last epoch the ones before it completed
+            last, done = max(e for a in attempts[:i] for e in epochs_done(a)), epochs_done(attempts[i])
+            assert f"resuming after epoch {last}" in attempts[i] and done == list(range(last + 1, last + 1 + len(done)))
+        assert kept == max(e for a in attempts[:2] for e in epochs_done(a)) < 3  # the checkpoint Snakemake left
+        assert epochs_done(attempts[2])[-1] == 3
 
-    again = snakemake(*command, env=slurm_cluster.env)
-    assert again.returncode == 0, again.stderr[-4000:]
-    assert [(j["comment"], j["state"]) for j in submitted(slurm_cluster, again.stdout + again.stderr).values()] == \
-        [(comment, "COMPLETED")]  # the QAT job alone: the teacher was not trained again
-    attempts = (run / "train.log").read_text().split("== attempt ")[1:]
-    assert len(attempts) == 3, attempts
-    for i in (1, 2):  # each attempt resumed after the last epoch the ones before it completed
-        last, done = max(e for a in attempts[:i] for e in epochs_done(a)), epochs_done(attempts[i])
-        assert f"resuming after epoch {last}" in attempts[i] and done == list(range(last + 1, last + 1 + len(done)))
-    assert kept == max(e for a in attempts[:2] for e in epochs_done(a))  # the checkpoint Snakemake left
-    assert epochs_done(attempts[2])[-1] == 3
+        _, err = reference.communicate(timeout=600)
+        assert reference.returncode == 0, err[-3000:]
+    finally:
+        reference.kill()
+    assert_same_run(run, folder / "uninterrupted")
 
-    _, err = reference.communicate(timeout=600)
-    assert reference.returncode == 0, err[-3000:]
-    resumed, whole = (json.loads((d / "metrics.json").read_text()) for d in (run, folder / "uninterrupted"))
+
+def assert_same_run(resumed: Path, whole: Path) -> None:
+    """Equal metrics (times aside) and bitwise-equal weights."""
+    import torch
+
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (resumed, whole))
 
     def untimed(history):
         return [{k: v for k, v in row.items() if not k.endswith("_time")} for row in history]
 
-    assert resumed["final"] == whole["final"] and untimed(resumed["history"]) == untimed(whole["history"])
-    import torch
-
-    a, b = (torch.load(d / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
-            for d in (run, folder / "uninterrupted"))
+    assert a["final"] == b["final"] and untimed(a["history"]) == untimed(b["history"])
+    a, b = (torch.load(d / "model.pt", map_location="cpu", weights_only=True)["state_dict"] for d in (resumed, whole))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
