@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
-# Test speed only: the plugin first asks for job states after 40 s and after each finished job.
+# Test speed only: by default the plugin waits 40 s before it first asks for job states, and again
+# after each finished job it sees (then 10 s longer at every check that sees none finish).
 FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "2")
-LOCAL_RULES = ("fetch_data", "index_runs", "build_tables", "plot_figures")
 CANCELLED_RUN = "resnet20_cifar10_w2a4_lsq_s0"
 
 
@@ -107,7 +107,7 @@ def test_every_gpu_job_is_a_slurm_job_and_the_tables_equal_the_local_run(runs, s
     jobs = submitted(slurm_cluster, out.stdout + out.stderr).values()
     assert sorted(job["comment"] for job in jobs) == expected  # each once: no retry, not even of a diverged run
     assert {job["state"] for job in jobs} == {"COMPLETED"}
-    for rule in ("index_runs", "build_tables", "plot_figures"):
+    for rule in ("index_runs", "build_tables", "plot_figures"):  # on the submit host (no fetch_data: npz data)
         assert f"localrule {rule}:" in out.stdout + out.stderr, rule
     sam = json.loads((runs["base"] / "slurm/results/runs/resnet20_cifar10_w2a4_lsq+sam_s0/metrics.json").read_text())
     assert sam["status"] == "failed" and "DivergenceError" in sam["error"]
