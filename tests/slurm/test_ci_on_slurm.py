@@ -2,7 +2,7 @@
 every GPU job a SLURM job, the light ones on the submit host, the tables byte-identical to a
 local run's; what each job asked for and got; a cancelled QAT job that resumes.
 
-Sized to add a few minutes to CI: config/ci.yaml with one seed, 128 training and 100 test
+Sized for CI (9 to 13 minutes on 2 shared cores): config/ci.yaml with one seed, 128 training and 100 test
 images and no Hessian trajectory (every rule and every method still runs), and the two LSQ+SAM
 runs made to diverge as in tests/test_workflow.py, so a failed run is seen to be a result."""
 import json
