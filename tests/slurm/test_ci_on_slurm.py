@@ -2,9 +2,9 @@
 every GPU job a SLURM job, the light ones on the submit host, the tables byte-identical to a
 local run's; what each job asked for and got; a cancelled QAT job that resumes.
 
-Sized for CI (9 to 13 minutes on 2 shared cores): config/ci.yaml with one seed, 128 training and 100 test
-images and no Hessian trajectory (every rule and every method still runs), and the two LSQ+SAM
-runs made to diverge as in tests/test_workflow.py, so a failed run is seen to be a result."""
+Sized for CI (9 to 13 minutes on 2 shared cores): config/ci.yaml with one seed, 128 training
+and 100 test images and no Hessian trajectory (every rule and every method still runs), and the
+LSQ+SAM run made to diverge as in tests/test_workflow.py, so a failed run is seen to be a result."""
 import json
 import re
 import shutil
