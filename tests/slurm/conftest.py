@@ -1,5 +1,6 @@
 """The one-node SLURM cluster, started once for the tests that need it and stopped after them."""
 import os
+import shutil
 
 import pytest
 
@@ -8,9 +9,9 @@ from tests.slurm.cluster import Cluster, ClusterUnavailable
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """Installs SLURM and munge if missing (tests/slurm/install.sh), starts the cluster, and stops
-    every daemon it started when the session ends. Where SLURM cannot be installed the tests
-    skip saying why, except in CI (CI=true), where they fail."""
+    """Installs SLURM and munge if missing (tests/slurm/install.sh), starts the cluster, and when
+    the session ends stops every daemon it started and removes its folder. Where SLURM cannot be
+    installed the tests skip saying why, except in CI (CI=true), where they fail."""
     try:
         cluster = Cluster.start()
     except ClusterUnavailable as err:
@@ -21,3 +22,4 @@ def slurm_cluster():
     yield cluster
     cluster.stop()
     assert not cluster.daemons_alive(), f"SLURM daemons still running after stop_cluster.sh: {cluster.daemons_alive()}"
+    shutil.rmtree(cluster.folder)  # kept where the stop failed: its logs say why
