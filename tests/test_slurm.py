@@ -97,3 +97,17 @@ def test_light_jobs_ask_for_no_gpu_and_run_on_the_submit_host(jobs):
     snakefile = (REPO / "Snakefile").read_text()
     declared = re.search(r"localrules:\n((?:\s+\w+,\n)+)", snakefile).group(1).split()
     assert sorted(r.rstrip(",") for r in declared) == ["build_tables", "fetch_data", "index_runs", "plot_figures"]
+
+
+def test_the_profile_names_what_a_user_edits_and_polls_without_an_accounting_database():
+    """Exactly two lines to edit, marked where they are and listed in the header; job states
+    from squeue (sacct only errors where no slurmdbd runs). tests/slurm/ runs a copy edited so."""
+    text = (REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text()
+    marked = re.findall(r"^  (\w+): .*# EDIT$", text, re.M)
+    assert marked == ["slurm_account", "slurm_partition"] and text.count("# EDIT") == 3  # 2 lines + header
+    header = text.split("executor:")[0]
+    assert all(f"#   {key}" in header for key in marked)
+    assert PROFILE["slurm-status-command"] == "squeue"
+    readme = (REPO / "README.md").read_text()
+    assert "snakemake --profile workflow/profiles/slurm --configfile config/paper.yaml" in readme
+    assert "two lines marked `# EDIT`" in readme

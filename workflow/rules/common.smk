@@ -5,7 +5,6 @@ import re
 
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json, to_dict
-from fpq.run.data import cache_path
 from fpq.plan.checks import check_data_files
 from fpq.plan.grid import expand as expand_plan
 
@@ -26,7 +25,13 @@ def id_pattern(ids):
 def data_file(wildcards):
     """The .npz a run reads: the configured file, or the torchvision cache that fetch_data makes."""
     data = RUNS[wildcards.run].config.data
-    return data.path if data.source == "npz" else str(cache_path(data.dataset, data.root))
+    if data.source == "npz":
+        return data.path
+    # Imported only here: fpq.run.data imports torch (3 s), which every parse of this Snakefile,
+    # twice in each SLURM job, would pay for otherwise.
+    from fpq.run.data import cache_path
+
+    return str(cache_path(data.dataset, data.root))
 
 
 def run_identity_json(wildcards):
