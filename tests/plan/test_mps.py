@@ -69,9 +69,14 @@ def test_a_shared_slot_asks_for_mps(fake_control, monkeypatch, tmp_path):
     monkeypatch.setenv("FPQ_GPU_SLOTS", "1")
     monkeypatch.setenv("FPQ_JOBS_PER_GPU", "2")
     monkeypatch.setenv("FPQ_GPU_LOCK_DIR", str(tmp_path / "locks"))
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    for name in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID"):  # set, then deleted: both undone after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setattr(gpu_slots, "nvidia_smi_count", lambda: 0)
     monkeypatch.setattr(gpu_slots, "_held", [])
-    assert gpu_slots.acquire_gpu_slot() == "0"
+    try:
+        assert gpu_slots.acquire_gpu_slot() == "0"
+    finally:
+        for fd in gpu_slots._held:
+            os.close(fd)
     assert calls.read_text().startswith("-d ")
