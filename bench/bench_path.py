@@ -279,7 +279,9 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(args) -> dict:
+def setup(args):
+    """What every path (and each shared job) starts from: the device, the cell's RunConfig with the
+    keys in force there (as train.run), its method, and 4 batches of random uint8 images."""
     import numpy as np
     import torch
 
@@ -292,14 +294,20 @@ def measure(args) -> dict:
         torch.backends.cudnn.benchmark = True  # as a training run on CUDA has it (fpq.run.train)
         torch.cuda.reset_peak_memory_stats(device)
     method = args.method or PIECES.get(args.path) or CHECKS.get(args.path) or args.path
-    runtime = parse_runtime(args.runtime)
-    cfg = cell_config(args.workflow, args.arch, method, args.batch, runtime, args.device)
-    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))  # the keys in force here, as train.run
+    cfg = cell_config(args.workflow, args.arch, method, args.batch, parse_runtime(args.runtime), args.device)
+    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     n = args.batch * 4
     x_u8 = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     y_u8 = rng.integers(0, cfg.data.num_classes, n).astype(np.int64)
+    return cfg, device, method, x_u8, y_u8
+
+
+def measure(args) -> dict:
+    import torch
+
+    cfg, device, method, x_u8, y_u8 = setup(args)
     if args.path == "agree":
         return measure_agreement(args, cfg, device, x_u8, y_u8, method)
     if args.jobs:
@@ -366,19 +374,7 @@ def measure_agreement(args, cfg, device, x_u8, y_u8, method) -> dict:
 def _shared_worker(argv: list[str], barrier, results) -> None:
     """One of k jobs on one GPU: build, warm up, wait for the others, then step for --seconds."""
     args = parser().parse_args(argv)
-    import numpy as np
-    import torch
-
-    from fpq.run.build import resolve_device
-
-    device = resolve_device(args.device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
-    method = args.method or args.path
-    cfg = cell_config(args.workflow, args.arch, method, args.batch, parse_runtime(args.runtime), args.device)
-    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))
-    rng = np.random.default_rng(0)
-    x_u8 = rng.integers(0, 256, (args.batch * 4, 32, 32, 3), dtype=np.uint8)
-    y_u8 = rng.integers(0, 10, args.batch * 4).astype(np.int64)
+    cfg, device, _, x_u8, y_u8 = setup(args)
     step, *_ = build_step(cfg, device, x_u8, y_u8)
     for _ in range(args.warmup):
         step()

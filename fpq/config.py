@@ -161,12 +161,11 @@ class RuntimeConfig:
                  "runtime.device", f"{self.device!r} is not auto, cpu or cuda[:N]")
         _require(self.threads >= 0, "runtime.threads", "must be >= 0")
         _choice(self.compile_mode, "runtime.compile_mode", set(COMPILE_MODES))
-        for where, keys in (("runtime", dataclasses.asdict(self)), ("runtime.cuda", self._on_cuda())):
-            _require(not (keys["compile"] and keys["cuda_graph"]), f"{where}.cuda_graph",
+        given = self.cuda.given()
+        on_cuda = (given.get("compile", self.compile), given.get("cuda_graph", self.cuda_graph))
+        for where, (compiles, graphs) in (("runtime", (self.compile, self.cuda_graph)), ("runtime.cuda", on_cuda)):
+            _require(not (compiles and graphs), f"{where}.cuda_graph",
                      "cuda_graph and compile are both on: choose one (cuda_graph replays the eager step)")
-
-    def _on_cuda(self) -> dict:
-        return {**dataclasses.asdict(self), **self.cuda.given()}
 
     def on(self, device_type: str) -> "RuntimeConfig":
         """The keys in force on a device of this type ('cpu' or 'cuda'): CUDA overrides applied there."""

@@ -34,7 +34,7 @@ from fpq.run.cell import Cell
 from fpq.run.data import DeviceLoader, load_arrays
 from fpq.run.provenance import provenance
 from fpq.run.seed import rng_state, seed_everything, set_rng_state
-from fpq.run.step import EvalForward, TrainStep, graph_line, graph_report, train_step  # noqa: F401 (train_step: API)
+from fpq.run.step import EvalForward, TrainStep, graph_line, graph_report
 
 CHECKPOINT, MODEL, METRICS, FAILED, LOG = "checkpoint.pt", "model.pt", "metrics.json", "failed.json", "train.log"
 
@@ -335,8 +335,9 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
         state.elapsed += time.time() - t0
         save_checkpoint(out, cfg, device, state, model, optimizer, scheduler)
         log.write(progress_line(cfg, row, row["train_images"], cfg.optim.epochs - epoch - 1))
-        if len(this_process) == 1 and graph_report(step, forward) is not None:
-            log.write(graph_line(graph_report(step, forward)))
+        graphs = graph_report(step, forward) if len(this_process) == 1 else None
+        if graphs is not None:
+            log.write(graph_line(graphs))
     save_model(out / MODEL, model, cfg)
     metrics = assemble_metrics(cfg, state, device, time.time() - started)
     if cfg.runtime.compile and this_process:

@@ -101,7 +101,8 @@ def test_index_round_trips_and_refuses_foreign_files(tmp_path):
 def test_fpq_at_p_zero_takes_exactly_the_steps_of_lsq_csd():
     """The reason the two cells are one run: same loss, same gradients, same RNG use."""
     from fpq.models import create_model
-    from fpq.run.train import make_objective, make_optimizer, prepare_student, train_step
+    from fpq.run.step import train_step
+    from fpq.run.train import make_objective, make_optimizer, prepare_student
 
     torch.manual_seed(0)
     teacher = create_model("resnet20", 10).eval()
