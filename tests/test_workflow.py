@@ -96,6 +96,22 @@ def test_jobs_at_once_under_gpu_2_spread_over_the_slot_pool(tmp_path, gpus, per_
     assert {(tmp_path / f).read_text().strip() for f in ("a.txt", "b.txt")} == expected
 
 
+def started_jobs(log: str) -> list[tuple[str, str]]:
+    """(rule, run id) of each job of a run, in the order Snakemake started them (its log)."""
+    return re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: run=(\S+)$", log, re.M)
+
+
+def check_start_order(jobs: list[tuple[str, str]], seeds: list[int]) -> None:
+    """fpq.plan.order: QAT runs start seed by seed, the measurements after the last of them. Jobs
+    that Snakemake starts in one round may be logged in either order: one swap at a boundary."""
+    seed_of = [seeds.index(int(rid.rsplit("_s", 1)[1])) for rule, rid in jobs if rule == "train_qat"]
+    swaps = sum(a > b for i, a in enumerate(seed_of) for b in seed_of[i + 1:])
+    assert swaps <= 1 and sorted(set(seed_of)) == list(range(len(seeds))), seed_of
+    last_qat = max(i for i, (rule, _) in enumerate(jobs) if rule == "train_qat")
+    early = [job for job in jobs[:last_qat] if job[0] in ("measure_hessian", "probe_variance")]
+    assert len(early) <= 1, early
+
+
 def write_config(tmp_path, name: str, change=None) -> str:
     config = _ci_config()
     config.update(results=f"{tmp_path}/results", tables=f"{tmp_path}/tables", figures=f"{tmp_path}/figures")
@@ -116,6 +132,7 @@ def test_ci_config_end_to_end(tmp_path):
     claims and figures are still built with those runs marked failed; then only what changed reruns."""
     out = snakemake("--cores", "2", "--configfile", write_config(tmp_path, "ci", diverging_sam), timeout=1800)
     assert out.returncode == 0, out.stderr[-4000:]
+    check_start_order(started_jobs(out.stderr), _ci_config()["seeds"])
     tables = tmp_path / "tables"
     for name in ("table1_sam", "table2_ablation", "table3_psweep", "table4_cifar10"):
         assert (tables / f"{name}.md").stat().st_size > 0 and (tables / f"{name}.tex").is_file()

@@ -2,8 +2,8 @@
 (`table_specs`), the runs and measurements a config plans (`grid`), the run index (`index`),
 the cost in GPU-hours (`budget`, and `budget_breakdown` by architecture and stage), where a
 campaign stands (`progress` of one run folder, `status` of the grid), the checks the Snakefile makes
-when it is read (`checks`), the GPU slot pool (`gpu_slots`) with CUDA MPS for shared GPUs (`mps`)
-and packing a run's results (`archive`).
+when it is read (`checks`), the order its jobs start in (`order`), the GPU slot pool (`gpu_slots`)
+with CUDA MPS for shared GPUs (`mps`) and packing a run's results (`archive`).
 
 May import `fpq.run` (a run's cell and config) and everything below it; never `report` or
 `cli`. Torch-free: the Snakefile and the light commands import it.

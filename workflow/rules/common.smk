@@ -3,12 +3,16 @@ import json
 import os
 import re
 
+import snakemake.rules as workflow_rules
+
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json, to_dict
 from fpq.plan.checks import check_data_files
 from fpq.plan.grid import expand as expand_plan
+from fpq.plan.order import job_priority, stage_priority
 
 PLAN = expand_plan(config)
+CALLABLE_PRIORITY = hasattr(workflow_rules.Rule, "expand_priority")
 check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 RUNS = PLAN.runs
 RESULTS = config["results"]
@@ -60,6 +64,14 @@ def run_config_json(wildcards):
 def runtime_minutes(wildcards, attempt):
     """SLURM runtime from config/epoch_seconds.yaml, doubled per retry, at least 10 minutes."""
     return max(10, int(run_seconds(RUNS[wildcards.run].config, TIMINGS) / 60 * 1.5 * attempt))
+
+
+def start_priority(stage):
+    """A rule's `priority:` (fpq.plan.order): teachers, then QAT seed by seed, then the measurements.
+    Per job where the installed Snakemake takes a function for it (9.27 does), else per stage."""
+    if not CALLABLE_PRIORITY:
+        return stage_priority(stage)
+    return lambda wildcards: job_priority(PLAN, wildcards.run, stage, config["seeds"])
 
 
 def run_file(name):

@@ -23,6 +23,7 @@ rule measure_hessian:
         "../envs/fpq.yaml"
     log:
         run_file("hessian.log"),
+    priority: start_priority("measure")
     threads: max(1, config["runtime"]["threads"])
     resources:
         gpu=1,
@@ -51,6 +52,7 @@ rule probe_variance:
         "../envs/fpq.yaml"
     log:
         run_file("variance.log"),
+    priority: start_priority("measure")
     threads: max(1, config["runtime"]["threads"])
     resources:
         gpu=1,

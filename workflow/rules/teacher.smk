@@ -20,6 +20,7 @@ rule train_teacher:
         run_file("job.log"),
     benchmark:
         run_file("train.benchmark.tsv")
+    priority: start_priority("teacher")
     threads: max(1, config["runtime"]["threads"])
     resources:
         gpu=1,
