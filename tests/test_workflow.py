@@ -96,9 +96,20 @@ def test_jobs_at_once_under_gpu_2_spread_over_the_slot_pool(tmp_path, gpus, per_
     assert {(tmp_path / f).read_text().strip() for f in ("a.txt", "b.txt")} == expected
 
 
-def started_jobs(log: str) -> list[tuple[str, str]]:
-    """(rule, run id) of each job of a run, in the order Snakemake started them (its log)."""
-    return re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: run=(\S+)$", log, re.M)
+JOB_EVENT = re.compile(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: run=(\S+)$|^Finished jobid: \d+ \(Rule: (\w+)\)$", re.M)
+
+
+def started_jobs(log: str, after_all: str | None = None) -> list[tuple[str, str]]:
+    """(rule, run id) of each job of a run, in the order Snakemake started them (its log). With
+    after_all, only those started once the last job of that rule had finished: before, only the jobs
+    fed by the ones already finished were ready, and priorities order only the ready ones."""
+    started, cut = [], 0
+    for event in JOB_EVENT.finditer(log):
+        if event[3] is None:
+            started.append((event[1], event[2]))
+        elif event[3] == after_all:
+            cut = len(started)
+    return started[cut:]
 
 
 def check_start_order(jobs: list[tuple[str, str]], seeds: list[int]) -> None:
@@ -110,6 +121,28 @@ def check_start_order(jobs: list[tuple[str, str]], seeds: list[int]) -> None:
     last_qat = max(i for i, (rule, _) in enumerate(jobs) if rule == "train_qat")
     early = [job for job in jobs[:last_qat] if job[0] in ("measure_hessian", "probe_variance")]
     assert len(early) <= 1, early
+
+
+def test_start_order_counts_the_jobs_started_once_every_teacher_had_finished():
+    """CI on 2026-12-05: teacher s1 finished first, so a seed-1 QAT run rightly started before the
+    seed-0 ones became ready. Counted from the last teacher's end the order holds; a seed-1 run
+    started after it, ahead of ready seed-0 runs, still fails."""
+    def start(rule, run):
+        return f"[Sat Dec  5 07:08:23 2026]\nrule {rule}:\n    jobid: 1\n    wildcards: run={run}\n    resources: tmpdir=/tmp\n"
+
+    def end(rule):
+        return f"[Sat Dec  5 07:08:23 2026]\nFinished jobid: 1 (Rule: {rule})\n1 of 9 steps (11%) done\n"
+
+    log = (start("train_teacher", "fp_s0") + start("train_teacher", "fp_s1") + end("train_teacher")
+           + start("train_qat", "lsq_s1") + end("train_teacher")
+           + "".join(start("train_qat", f"{m}_s0") for m in ("fpq", "lsq")) + start("train_qat", "fpq_s1"))
+    assert started_jobs(log)[:3] == [("train_teacher", "fp_s0"), ("train_teacher", "fp_s1"), ("train_qat", "lsq_s1")]
+    with pytest.raises(AssertionError):
+        check_start_order(started_jobs(log), [0, 1])
+    check_start_order(started_jobs(log, after_all="train_teacher"), [0, 1])
+    late_seed1 = log.replace(start("train_qat", "fpq_s0"), start("train_qat", "fpq_s1") + start("train_qat", "fpq_s0"), 1)
+    with pytest.raises(AssertionError):
+        check_start_order(started_jobs(late_seed1, after_all="train_teacher"), [0, 1])
 
 
 def write_config(tmp_path, name: str, change=None) -> str:
@@ -132,7 +165,7 @@ def test_ci_config_end_to_end(tmp_path):
     claims and figures are still built with those runs marked failed; then only what changed reruns."""
     out = snakemake("--cores", "2", "--configfile", write_config(tmp_path, "ci", diverging_sam), timeout=1800)
     assert out.returncode == 0, out.stderr[-4000:]
-    check_start_order(started_jobs(out.stderr), _ci_config()["seeds"])
+    check_start_order(started_jobs(out.stderr, after_all="train_teacher"), _ci_config()["seeds"])
     tables = tmp_path / "tables"
     for name in ("table1_sam", "table2_ablation", "table3_psweep", "table4_cifar10"):
         assert (tables / f"{name}.md").stat().st_size > 0 and (tables / f"{name}.tex").is_file()
