@@ -22,7 +22,8 @@
 #     other archs' LSQ and FPQ, k = 8.
 #
 # CPU smoke of the plumbing (tests/test_bench.py): SMOKE=1 OUT=/tmp/out bash bench/gpu_harness.sh
-#   TINY_BOX="resnet20/lsq/eager" gives that path a 1-second box (the test's forced "over" row);
+#   TINY_BOX="resnet20/lsq/eager" gives that path a 1-second box and a million warm-up steps (the
+#   test's "over" row, whatever the machine's speed); BUDGET_S=0 writes every row "not run";
 #   OTHER_ARCHS="..." replaces the list of other archs, CORE_ARCH=resnet20 the first model.
 set -u
 OUT=${OUT:?set OUT to a folder for the results}
@@ -53,7 +54,7 @@ fi
 path() {  # path ARCH PATH VARIANT RUNTIME BOX [extra args]: one process, at most BOX s and what is left
   local arch=$1 name=$2 variant=$3 runtime=$4 box=$5
   shift 5
-  [ "${TINY_BOX:-}" = "$arch/$name/$variant" ] && box=1
+  [ "${TINY_BOX:-}" = "$arch/$name/$variant" ] && { box=1; set -- "$@" --warmup 1000000; }
   local ids=(--arch "$arch" --path "$name" --variant "$variant" --runtime "$runtime" --json "$JSON")
   local left=$(( BUDGET_S - ($(date +%s) - START) ))
   if [ "$left" -lt "$MIN_LEFT" ]; then

@@ -39,33 +39,41 @@ def test_fpqs_quantizers_and_sfp_follow_the_model_onto_its_device(family):
 CORE_PATHS = [(p, v) for p in ("fp", "lsq", "fpq", "lsq+csd") for v in ("eager", "graph")] + [
     ("agree", "graph"), ("fpq", "share1"), ("fpq", "share2"), ("fpq", "share4"), ("hessian", "graph"),
     ("teacher", "eager"), ("csd", "eager"), ("sfp", "eager"), ("fpq", "config"), ("fpq", "share8")]
+SMOKE_ROWS = sorted([("resnet20", p, v) for p, v in CORE_PATHS] + [("mobilenetv1", p, "graph") for p in ("lsq", "fpq")])
 
 
-@pytest.mark.slow
-def test_the_harness_smoke_run_writes_a_row_for_every_path(tmp_path):
-    """SMOKE=1 on CPU (ResNet-20 for the core, one other arch): every path gets its row, one given
-    a 1-second box is written "over 1 s", the budget's tail is written "not run", never left out;
-    the summary and the timings file are written from it (into tmp, never config/)."""
+def smoke_harness(out: Path, budget_s: int) -> list[dict]:
+    """SMOKE=1 on the CPU, ResNet-20 for the core and one other arch; the rows of its session.json."""
     import json
     import os
     import subprocess
 
-    out = tmp_path / "out"
     env = {**os.environ, "SMOKE": "1", "OUT": str(out), "CORE_ARCH": "resnet20", "OTHER_ARCHS": "mobilenetv1",
-           "TINY_BOX": "resnet20/lsq/eager", "BUDGET_S": "45"}
+           "TINY_BOX": "resnet20/lsq/eager", "BUDGET_S": str(budget_s)}
     done = subprocess.run(["bash", "bench/gpu_harness.sh"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=1500)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    rows = json.loads((out / "session.json").read_text())["rows"]
-    expected = [("resnet20", p, v) for p, v in CORE_PATHS] + [("mobilenetv1", p, "graph") for p in ("lsq", "fpq")]
-    assert sorted((r["arch"], r["path"], r["variant"]) for r in rows) == sorted(expected)
+    return json.loads((out / "session.json").read_text())["rows"]
+
+
+@pytest.mark.slow
+def test_the_harness_smoke_run_writes_a_row_for_every_path(tmp_path):
+    """Every path gets its row, measured on the CPU; the one given a 1-second box (and more work than
+    fits in it) is written "over 1 s"; the summary and the timings file are written from the rows
+    (into tmp, never config/). No assertion here depends on the machine's speed."""
+    import json
+    import subprocess
+
+    out = tmp_path / "out"
+    rows = smoke_harness(out, budget_s=1200)
+    assert sorted((r["arch"], r["path"], r["variant"]) for r in rows) == SMOKE_ROWS
     by = {(r["arch"], r["path"], r["variant"]): r for r in rows}
+    tiny = by.pop(("resnet20", "lsq", "eager"))
+    assert tiny["status"] == "over" and tiny["s_per_epoch"] == "over 1 s"
+    assert {key: r["status"] for key, r in by.items() if r["status"] != "ok"} == {}, "every other path measured"
     fp = by[("resnet20", "fp", "eager")]
-    assert fp["status"] == "ok" and fp["s_per_epoch"] > 0 and fp["build_s"] > 0
+    assert fp["s_per_epoch"] > 0 and fp["build_s"] > 0
     assert fp["runtime"]["compile"] is False and fp["device"].startswith("CPU")
-    assert by[("resnet20", "lsq", "eager")]["s_per_epoch"] == "over 1 s"
-    assert {r["status"] for r in rows} <= {"ok", "over", "skipped"}  # nothing failed
-    assert by[("resnet20", "fpq", "share8")]["status"] == "skipped"  # 45 s do not reach the tail (each path is a process: >= 2.5 s)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["path"]["variant"] == "eager"  # no captured graph on the CPU: the graph is not chosen
     assert summary["resnet20"]["fp"] == fp["s_per_epoch"] and summary["resnet20"]["lsq"] == "over 1 s"
@@ -76,6 +84,17 @@ def test_the_harness_smoke_run_writes_a_row_for_every_path(tmp_path):
                             "--out", str(timings)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert wrote.returncode == 0, wrote.stderr
     assert "resnet20: kept its previous row (lsq over 1 s" in wrote.stdout  # no number, no row
+
+
+@pytest.mark.slow
+def test_a_harness_whose_budget_is_spent_writes_every_path_not_run(tmp_path):
+    """The budget's tail is written "not run", never left out: here the whole budget (0 s)."""
+    import json
+
+    rows = smoke_harness(tmp_path / "out", budget_s=0)
+    assert sorted((r["arch"], r["path"], r["variant"]) for r in rows) == SMOKE_ROWS
+    assert {(r["status"], r["s_per_epoch"]) for r in rows} == {("skipped", "not run (session budget spent)")}
+    assert (tmp_path / "out" / "report.md").is_file() and json.loads((tmp_path / "out" / "summary.json").read_text())
 
 
 def test_timings_from_a_summary_take_measured_archs_only_and_drop_the_estimate():
