@@ -1,6 +1,5 @@
 """The benchmark's own model builders: what they create follows the model's device (checked on `meta`,
 which fails like CUDA does on a tensor left behind on the CPU, without a GPU)."""
-import importlib.util
 from itertools import chain
 from pathlib import Path
 
@@ -11,16 +10,10 @@ from fpq.method.perturb import attach_sfp
 from fpq.models import create_model
 from fpq.plan.budget import timings_from_summary
 from fpq.quant import prepare_qat
+from tests.bench_scripts import load_bench
 
 REPO = Path(__file__).resolve().parent.parent
 META = torch.device("meta")
-
-
-def load_bench(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tensors(model):

@@ -1,6 +1,5 @@
 """`fpq status` on a fixture with a run in every state: done, running (here and on another host),
 stopped (a process really killed mid-epoch), failed (as a result, and crashed), missing."""
-import importlib.util
 import json
 import os
 import re
@@ -17,6 +16,7 @@ from fpq.io import write_json
 from fpq.plan.grid import expand
 from fpq.plan.progress import DONE, FAILED, MISSING, RUNNING, STOPPED, read_progress
 from fpq.plan.status import format_status, read_status
+from tests.bench_scripts import load_bench
 from tests.fake_results import workflow_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,10 +160,7 @@ def test_the_paper_grid_reads_each_result_once_resolves_each_config_class_once_a
     invariants instead of a clock: no torch, one read of each run's metrics.json and nothing else of
     a run's folder, and a config class's type hints resolved once however many runs use it (that
     resolution once dominated expanding the 411 run configs)."""
-    spec = importlib.util.spec_from_file_location("bench_status", REPO / "bench" / "bench_status.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    path, runs = bench.write_done_grid(REPO / "config" / "paper.yaml", tmp_path)
+    path, runs = load_bench("bench_status").write_done_grid(REPO / "config" / "paper.yaml", tmp_path)
     out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
