@@ -15,6 +15,7 @@ Paths:
   hessian                             one Hessian-trajectory point (16 probes, one batch); its row's
                                       "s_per_epoch" is the seconds of one point (once per epoch)
   agree                               the CUDA-graph step against the eager one (bench/agreement.py)
+  agree-triton                        the Triton kernels against the torch path (bench/agreement.py)
   --jobs K (a step path)              K processes sharing the GPU, timed together (GPU sharing)
 
 Row: seconds per step (median of rounds), seconds per 50,000-image epoch (for a piece: the
@@ -25,6 +26,7 @@ ran out of its box or crashed (the harness calls them), so no path is left out.
 
     python bench/bench_path.py --arch resnet18 --path fpq --json out/session.json
     python bench/bench_path.py --arch resnet18 --path fpq --variant graph --runtime teacher_cuda_graph=true --json ...
+    python bench/bench_path.py --arch resnet18 --path fpq --variant graph-triton --runtime cuda_graph=true,kernels=triton ...
 """
 from __future__ import annotations
 
@@ -38,13 +40,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "bench")]  # agreement.py beside this file; spawned workers import this one
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # build.py, agreement.py beside this file; spawned workers import this one
+from build import build_step, setup  # noqa: E402  (bench/build.py, found through the line above)
 EPOCH_IMAGES = 50_000
 STEP_PATHS = ("fp", "lsq", "lsq+sfp", "lsq+csd", "kd", "fpq")
 PIECES = {"teacher": "fpq", "csd": "fpq", "csd-reference": "fpq", "sfp": "fpq",  # piece -> method it is cut from
           "hessian": "fpq"}
 HESSIAN_PROBES = 16  # one trajectory point of config/paper.yaml: 16 probes on one batch
-CHECKS = {"agree": "fpq"}  # bench/agreement.py: the graph step against the eager one (--method picks another)
+# bench/agreement.py (--method picks another): the graph step against the eager one, and the Triton
+# kernels against the torch path (LSQ+CSD: both kernels, and no SFP noise, which the two draw apart)
+CHECKS = {"agree": "fpq", "agree-triton": "lsq+csd"}
 PATHS = STEP_PATHS + tuple(PIECES) + tuple(CHECKS)
 
 
@@ -79,96 +84,6 @@ def unfinished_row(args, status: str, text: str) -> dict:
     return {"arch": args.arch, "path": args.path, "variant": args.variant, "status": status,
             "s_per_epoch": text, "step_s": None, "build_s": built if built is not None else text,
             "runtime_args": args.runtime or "", "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-
-# ----------------------------------------------------------------------------- building
-def parse_runtime(text: str | None) -> dict:
-    """'compile=false,teacher_cuda_graph=true' -> {'compile': False, 'teacher_cuda_graph': True}."""
-    out = {}
-    for part in filter(None, (text or "").split(",")):
-        k, sep, v = part.partition("=")
-        if not sep:
-            raise SystemExit(f"--runtime expects KEY=VAL[,KEY=VAL], got {text!r}")
-        out[k.strip()] = {"true": True, "false": False}.get(v.strip().lower(), v.strip())
-    return out
-
-
-def cell_config(workflow: str, arch: str, method: str, batch: int, runtime: dict, device: str):
-    """The RunConfig `fpq qat` would run for this cell (W2A4) under the workflow config, with the
-    runtime keys given laid over it (on top of its CUDA overrides: a key given here wins on CUDA too)."""
-    from fpq.config import load_config, to_dict
-    from fpq.method.registry import METHODS
-    from fpq.plan.grid import load_workflow_config, run_config
-    from fpq.run.cell import Cell
-
-    spec = METHODS[method]
-    bits = (2, 4) if spec.quantizer else (32, 32)
-    try:
-        config = load_workflow_config(REPO / workflow)
-    except ImportError:  # a GPU machine without jsonschema: the same merge, unvalidated (see _unvalidated)
-        data = _unvalidated(REPO / workflow, arch, method, bits)
-    else:
-        cell = Cell("cifar10", arch, method, *bits, p=float(config["quant"]["sfp_p"]) if spec.sfp else None)
-        data = to_dict(run_config(config, cell, None if spec.quantizer is None else "bench"))
-    data.setdefault("optim", {})["batch_size"] = batch
-    data["runtime"].setdefault("cuda", {})
-    data["runtime"].update(device=device, progress=False, **runtime)
-    data["runtime"]["cuda"] = {k: v for k, v in data["runtime"]["cuda"].items() if k not in runtime}
-    data["teacher"] = "bench" if spec.quantizer else ""
-    return load_config(data)
-
-
-def _unvalidated(path: Path, arch: str, method: str, bits: tuple[int, int]) -> dict:
-    """What fpq.plan.grid.run_config takes from a workflow config for a cell's run (runtime merged
-    with arch_runtime, the quant keys, the stage's optim) when its schema validator is missing."""
-    import yaml
-
-    config = yaml.safe_load(path.read_text())
-
-    def merge(base: dict, over: dict) -> dict:
-        return {**base, **{k: merge(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in over.items()}}
-
-    runtime = merge(config.get("runtime", {}), config.get("arch_runtime", {}).get(arch, {}))
-    data = {"arch": arch, "method": method, "data": {"dataset": "cifar10"}, "runtime": runtime}
-    if bits[0] < 32:
-        data["quant"] = {**config.get("quant", {}), "w_bits": bits[0], "a_bits": bits[1]}
-    return data
-
-
-def build_step(cfg, device, x_u8, y_u8, teacher=None):
-    """What train.run builds for this config: loader, student, teacher, objective, optimizer and
-    its training step (eager, or replayed from a CUDA graph with runtime.cuda_graph); the step
-    function runs one step on the loader's next batch. Returns (step, objective, batches, train_step)."""
-
-    from fpq.method.registry import METHODS
-    from fpq.models import create_model
-    from fpq.run.data import DeviceLoader
-    from fpq.run.train import build_student, make_objective, make_optimizer, make_step, uses_cuda_graph
-
-    spec = METHODS[cfg.method]
-    loader = DeviceLoader(x_u8, y_u8, cfg.data.dataset, cfg.optim.batch_size, device, train=True, seed=cfg.seed,
-                          channels_last=cfg.runtime.channels_last, drop_last=True)
-    if spec.quantizer and teacher is None:
-        teacher = create_model(cfg.arch, cfg.data.num_classes)  # random weights: speed only
-    student, teacher = build_student(cfg, loader, device, teacher if spec.quantizer else None)
-    objective = make_objective(cfg, student, teacher, uses_cuda_graph(cfg, device))
-    optimizer, _ = make_optimizer(cfg, student)
-    train_step = make_step(cfg, student, objective, optimizer, device, log=lambda line: print("  " + line))
-    student.train()
-    batches = _cycle(loader)
-
-    def step():
-        x, y = next(batches)
-        return train_step(x, y)
-
-    return step, objective, batches, train_step
-
-
-def _cycle(loader):
-    epoch = 0
-    while True:
-        yield from loader.epoch(epoch)
-        epoch += 1
 
 
 def csd_agreement(fn, leaves, t_maps, stats, eps) -> dict:
@@ -279,37 +194,20 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def setup(args):
-    """What every path (and each shared job) starts from: the device, the cell's RunConfig with the
-    keys in force there (as train.run), its method, and 4 batches of random uint8 images."""
-    import numpy as np
-    import torch
-
-    from fpq.run.build import resolve_device
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as a training run on CUDA has it (fpq.run.train)
-        torch.cuda.reset_peak_memory_stats(device)
-    method = args.method or PIECES.get(args.path) or CHECKS.get(args.path) or args.path
-    cfg = cell_config(args.workflow, args.arch, method, args.batch, parse_runtime(args.runtime), args.device)
-    cfg = dataclasses.replace(cfg, runtime=cfg.runtime.on(device.type))
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    n = args.batch * 4
-    x_u8 = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    y_u8 = rng.integers(0, cfg.data.num_classes, n).astype(np.int64)
-    return cfg, device, method, x_u8, y_u8
+def default_method(path: str) -> str:
+    return PIECES.get(path) or CHECKS.get(path) or path
 
 
 def measure(args) -> dict:
     import torch
 
-    cfg, device, method, x_u8, y_u8 = setup(args)
-    if args.path == "agree":
-        return measure_agreement(args, cfg, device, x_u8, y_u8, method)
+    cfg, device, method, x_u8, y_u8 = setup(args, default_method(args.path))
+    if args.path in CHECKS:
+        import agreement
+
+        return agreement.measure(args, cfg, device, x_u8, y_u8, lambda status, checks, build_s: {
+            **_row_base(args, cfg, device, method), "status": status, "checks": checks, "s_per_epoch": None,
+            "step_s": None, "build_s": build_s}, lambda row: append_row(args.json, row, _meta()))
     if args.jobs:
         return measure_shared(args, cfg, device, method)
     t0 = time.perf_counter()
@@ -355,26 +253,10 @@ def _row_base(args, cfg, device, method) -> dict:
             "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def measure_agreement(args, cfg, device, x_u8, y_u8, method) -> dict:
-    """The `agree` row: eager against CUDA-graph steps from one state (bench/agreement.py)."""
-    import agreement
-
-    t0 = time.perf_counter()
-    checks = {"graph_vs_eager_50_steps": agreement.loss_agreement(cfg, device, x_u8, y_u8, args.agree_steps)}
-    append_row(args.json, {**_row_base(args, cfg, device, method), "status": "building", "checks": checks,
-                           "s_per_epoch": None, "step_s": None, "build_s": None}, _meta())
-    print(f"  50 steps: {checks['graph_vs_eager_50_steps']}", flush=True)
-    if args.data:
-        checks["graph_vs_eager_one_epoch"] = agreement.epoch_agreement(cfg, device, args.data)
-        print(f"  one epoch: {checks['graph_vs_eager_one_epoch']}", flush=True)
-    return {**_row_base(args, cfg, device, method), "status": "ok", "checks": checks, "s_per_epoch": None,
-            "step_s": None, "build_s": round(time.perf_counter() - t0, 3)}
-
-
 def _shared_worker(argv: list[str], barrier, results) -> None:
     """One of k jobs on one GPU: build, warm up, wait for the others, then step for --seconds."""
     args = parser().parse_args(argv)
-    cfg, device, _, x_u8, y_u8 = setup(args)
+    cfg, device, _, x_u8, y_u8 = setup(args, default_method(args.path))
     step, *_ = build_step(cfg, device, x_u8, y_u8)
     for _ in range(args.warmup):
         step()

@@ -12,8 +12,11 @@
 #   (bench/gpu_campaign.sh runs this first, then the reference run.)
 #
 # Order, most important first (ResNet-18 W2A4, batch 256):
+#  0. FP, LSQ, LSQ+CSD, FPQ on the CUDA graph with the Triton kernels (runtime.kernels=triton) and
+#     with the torch path, side by side; agree-triton: the kernels against the torch path from one
+#     state (50 steps' losses of LSQ+CSD; one epoch's train and test accuracy each with the data);
 #  1. FP, LSQ, FPQ, LSQ+CSD, each eager (paper.yaml's CUDA keys without compile: bf16, bf16 teacher,
-#     NHWC, fused SGD) and replayed from a CUDA graph (runtime.cuda_graph), side by side;
+#     NHWC, fused SGD; the torch path) beside the graph rows of part 0;
 #  2. agree: the graph step against the eager step from one state (50 steps' losses; one epoch's
 #     test accuracy each when .devdata/cifar10.npz is there);
 #  3. GPU sharing: k = 1, 2, 4 FPQ jobs (graph path) as separate processes on the one GPU, then
@@ -24,7 +27,8 @@
 # CPU smoke of the plumbing (tests/test_bench.py): SMOKE=1 OUT=/tmp/out bash bench/gpu_harness.sh
 #   TINY_BOX="resnet20/lsq/eager" gives that path a 1-second box and a million warm-up steps (the
 #   test's "over" row, whatever the machine's speed); BUDGET_S=0 writes every row "not run";
-#   OTHER_ARCHS="..." replaces the list of other archs, CORE_ARCH=resnet20 the first model.
+#   OTHER_ARCHS="..." replaces the list of other archs, CORE_ARCH=resnet20 the first model. With
+#   TRITON_INTERPRET=1 (the tests set it) the triton rows run the kernels in Triton's interpreter.
 set -u
 OUT=${OUT:?set OUT to a folder for the results}
 mkdir -p "$OUT"
@@ -35,8 +39,9 @@ export FPQ_GIT_COMMIT=${FPQ_GIT_COMMIT:-$(cat .devdata/COMMIT 2>/dev/null || git
 START=$(date +%s)
 JSON=$OUT/session.json
 LOG=$OUT/session.log
-EAGER=compile=false
-GRAPH=compile=false,cuda_graph=true
+EAGER=compile=false,kernels=torch
+GRAPH=compile=false,cuda_graph=true,kernels=torch
+TRITON=compile=false,cuda_graph=true,kernels=triton
 DATA=${AGREE_DATA:-.devdata/cifar10.npz}
 if [ "${SMOKE:-0}" = 1 ]; then
   SIZE=(--batch 8 --steps 1 --rounds 1 --warmup 1 --threads 1)
@@ -95,11 +100,15 @@ if [ "$DATA" != none ] && [ ! -f "$DATA" ] && [ -f .devdata/cifar10-q90.npz ]; t
 fi
 AGREE_ARGS=("${AGREE[@]}"); [ -f "$DATA" ] && AGREE_ARGS+=(--data "$DATA")
 
-# 1. The targets' four methods, eager and graph, side by side.
-for p in fp lsq fpq lsq+csd; do
-  path "$CORE" "$p" eager "$EAGER" "$BOX"
+# 0. The Triton kernels first: the four methods on the graph path with kernels=triton and with the
+#    torch path, side by side, then the kernels against the torch path from one state.
+for p in fp lsq lsq+csd fpq; do
+  path "$CORE" "$p" graph-triton "$TRITON" "$BOX"
   path "$CORE" "$p" graph "$GRAPH" "$BOX"
 done
+path "$CORE" agree-triton graph-triton "$TRITON" 90 "${AGREE_ARGS[@]}"
+# 1. The same four methods eager (the graph rows are above).
+for p in fp lsq fpq lsq+csd; do path "$CORE" "$p" eager "$EAGER" "$BOX"; done
 # 2. Graph against eager from one state.
 path "$CORE" agree graph "$GRAPH" 60 "${AGREE_ARGS[@]}"
 # 3. Jobs sharing the GPU: plain time slicing, then MPS.
@@ -115,6 +124,7 @@ path "$CORE" hessian graph "$GRAPH" "$BOX" --steps 2 --rounds 2 --warmup 1
 for p in teacher csd sfp; do path "$CORE" "$p" eager "$EAGER" "$BOX"; done
 path "$CORE" fpq config "" 60
 for a in $OTHER_ARCHS; do for p in lsq fpq; do path "$a" "$p" graph "$GRAPH" "$BOX"; done; done
+for a in $OTHER_ARCHS; do for p in lsq fpq; do path "$a" "$p" graph-triton "$TRITON" "$BOX"; done; done
 path "$CORE" fpq share8 "$GRAPH" "$SHARE_BOX" --jobs 8 "${SHARE[@]}"
 python3 bench/gpu_report.py "$OUT" --summary "$OUT/summary.json" > "$OUT/report.md" 2>> "$LOG"
 echo "== total $(( $(date +%s) - START ))s" | tee -a "$LOG"

@@ -7,7 +7,8 @@ summary.json: {"resnet18": {"fp": s, "lsq": s, "lsq+csd": s, "fpq": s, "variant"
 "pieces": {...}}, ..., "sharing": {"resnet18": [{"jobs": k, "mps": bool, "speedup": x}, ...]},
 "path": {"variant": "graph" or "eager", "why": ...}}: seconds per 50,000-image epoch on the path
 the runs should take (`--variant auto`: the CUDA graph when it agreed with eager and is faster
-including its build, else eager); a path that ran out of its box keeps its "over N s" text.
+including its build, with the Triton kernels (`graph-triton`) when they agreed with the torch path
+and are faster still, else eager); a path that ran out of its box keeps its "over N s" text.
 bench/write_timings.py --summary writes config/epoch_seconds.yaml from it.
 """
 from __future__ import annotations
@@ -58,39 +59,60 @@ def _seconds(rows: list[dict], arch: str, path: str, variant: str):
     return row["s_per_epoch"] if row["status"] == "ok" else row["s_per_epoch"] or row["status"]
 
 
-def agreement(rows: list[dict], arch: str = "resnet18") -> tuple[bool, str]:
-    """Whether the graph step agreed with eager (the `agree` row), and why or why not."""
-    row = _row(rows, arch, "agree", "graph")
+AGREE_ROWS = {"agree": ("graph", "graph_vs_eager", "eager"), "agree-triton": ("graph-triton", "triton_vs_torch", "torch")}
+
+
+def agreement(rows: list[dict], arch: str = "resnet18", path: str = "agree") -> tuple[bool, str]:
+    """Whether the graph step agreed with eager (the `agree` row), or the Triton kernels with the
+    torch path (`agree-triton`), and why or why not."""
+    variant, check, other = AGREE_ROWS[path]
+    new = variant.split("-")[-1]
+    row = _row(rows, arch, path, variant)
     if row is None or row["status"] != "ok":
-        return False, f"no agreement row ({row['s_per_epoch'] if row else 'absent'})"
-    steps = row["checks"]["graph_vs_eager_50_steps"]
-    if not steps.get("captured"):
+        return False, f"no {path} row ({row['s_per_epoch'] if row else 'absent'})"
+    steps = row["checks"][f"{check}_50_steps"]
+    if path == "agree" and not steps.get("captured"):
         return False, f"the graph was not captured ({steps.get('failure')})"
+    if path == "agree-triton" and steps.get("kernels_in_force", ["torch", "triton"])[-1] != "triton":
+        return False, "the kernels did not run (their self-check failed: see the row's log)"
     why = f"50 steps' losses differ by at most {steps['loss_max_rel_diff']:.2g} (relative; limit {AGREE_LOSS_REL})"
     ok = steps["loss_max_rel_diff"] <= AGREE_LOSS_REL
-    epoch = row["checks"].get("graph_vs_eager_one_epoch")
+    epoch = row["checks"].get(f"{check}_one_epoch")
     if epoch:
         ok = ok and abs(epoch["test_acc_diff"]) <= AGREE_ACC_POINTS
-        why += (f"; one epoch: test accuracy {epoch['graph']['test_acc']:.2f}% (graph) vs "
-                f"{epoch['eager']['test_acc']:.2f}% (eager), limit {AGREE_ACC_POINTS} points")
+        why += (f"; one epoch: test accuracy {epoch[new]['test_acc']:.2f}% ({new}) vs "
+                f"{epoch[other]['test_acc']:.2f}% ({other}), limit {AGREE_ACC_POINTS} points")
     return ok, why
+
+
+def _fpq_cost(rows: list[dict], arch: str, variant: str) -> float | None:
+    """FPQ's s/epoch on a variant with its build spread over 10 epochs; None when not measured."""
+    row = _row(rows, arch, "fpq", variant)
+    if row is None or row["status"] != "ok":
+        return None
+    return row["s_per_epoch"] + (row.get("build_s") or 0) / 10
 
 
 def choose_variant(rows: list[dict], arch: str = "resnet18") -> tuple[str, str]:
     """'graph' when it agreed with eager and its FPQ epoch (build included, over 10 epochs) is
-    faster than eager's; else 'eager'. Returns (variant, why)."""
+    faster than eager's, 'graph-triton' when the Triton kernels then also agreed with the torch
+    path and are faster still; else 'eager'. Returns (variant, why)."""
     ok, why = agreement(rows, arch)
     if not ok:
         return "eager", f"graph not used: {why}"
-    cost = {}
+    cost = {v: _fpq_cost(rows, arch, v) for v in ("eager", "graph", "graph-triton")}
     for variant in ("eager", "graph"):
-        row = _row(rows, arch, "fpq", variant)
-        if row is None or row["status"] != "ok":
+        if cost[variant] is None:
             return ("eager" if variant == "graph" else "graph"), f"fpq [{variant}] not measured"
-        cost[variant] = row["s_per_epoch"] + (row.get("build_s") or 0) / 10
-    if cost["graph"] < cost["eager"]:
-        return "graph", f"graph agreed ({why}) and FPQ costs {cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch"
-    return "eager", f"graph agreed but is not faster ({cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch)"
+    if cost["graph"] >= cost["eager"]:
+        return "eager", f"graph agreed but is not faster ({cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch)"
+    chosen = f"graph agreed ({why}) and FPQ costs {cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch"
+    kernels_ok, kernels_why = agreement(rows, arch, "agree-triton")
+    if not kernels_ok or cost["graph-triton"] is None:
+        return "graph", chosen + f"; torch kernels: {kernels_why if not kernels_ok else 'fpq [graph-triton] not measured'}"
+    if cost["graph-triton"] >= cost["graph"]:
+        return "graph", chosen + f"; Triton kernels agreed but are not faster ({cost['graph-triton']:.2f} s/epoch)"
+    return "graph-triton", chosen + f"; Triton kernels agreed ({kernels_why}) and FPQ costs {cost['graph-triton']:.2f}"
 
 
 def jobs(row: dict) -> int | None:
@@ -156,13 +178,17 @@ def session_verdicts(rows: list[dict], variant: str = "auto") -> list[str]:
     def verdict(name, value, limit, unit=""):
         out.append(f"- {name}: **{value:.2f}{unit}** (target <= {limit:.2f}{unit}: {'met' if value <= limit else 'not met'})")
 
-    if "fp" in num:
-        verdict(f"[{variant}] ResNet-18 FP s/epoch", num["fp"], 0.8, " s")
-    if "fp" in num and "lsq" in num:
-        verdict(f"[{variant}] LSQ / FP", num["lsq"] / num["fp"], 1.15)
-    for m in ("fpq", "lsq+csd"):
-        if m in num and "lsq" in num:
-            verdict(f"[{variant}] {m.upper()} / LSQ", num[m] / num["lsq"], 1.3)
+    if "fp" in num and "lsq" in num:  # the Triton issue's goals (graph path, ResNet-18 W2A4)
+        verdict(f"[{variant}] LSQ / FP", num["lsq"] / num["fp"], 1.3)
+    if "lsq+csd" in num and "lsq" in num:
+        verdict(f"[{variant}] LSQ+CSD / LSQ", num["lsq+csd"] / num["lsq"], 1.3)
+    if "fpq" in num and "lsq+csd" in num:
+        verdict(f"[{variant}] FPQ / LSQ+CSD", num["fpq"] / num["lsq+csd"], 1.05)
+    for m in SUMMARY_PATHS:
+        torch_s, triton_s = (_seconds(rows, "resnet18", m, v) for v in ("graph", "graph-triton"))
+        if isinstance(torch_s, (int, float)) and isinstance(triton_s, (int, float)):
+            out.append(f"- {m}: Triton kernels {triton_s:.2f} vs torch path {torch_s:.2f} s/epoch on the graph "
+                       f"(**{torch_s / triton_s:.2f}x**)")
     for m in SUMMARY_PATHS:
         eager, graph = (_seconds(rows, "resnet18", m, v) for v in ("eager", "graph"))
         if isinstance(eager, (int, float)) and isinstance(graph, (int, float)):
@@ -182,6 +208,8 @@ def session_verdicts(rows: list[dict], variant: str = "auto") -> list[str]:
         out.append(line + (f" (target >= 1.50: {'met' if row['speedup'] >= 1.5 else 'not met'})" if row["jobs"] == 4 else ""))
     ok, why = agreement(rows)
     out.append(f"- graph vs eager: {'agree' if ok else 'NOT shown to agree'} ({why})")
+    ok, why = agreement(rows, path="agree-triton")
+    out.append(f"- Triton kernels vs torch path: {'agree' if ok else 'NOT shown to agree'} ({why})")
     missing = [p for p in SUMMARY_PATHS if p not in num]
     if missing:
         out.append(f"- unmeasured on [{variant}]: {', '.join(missing)} (see their rows)")
@@ -189,13 +217,16 @@ def session_verdicts(rows: list[dict], variant: str = "auto") -> list[str]:
 
 
 def campaign_choice(summary: dict, arch: str = "resnet18", floor: int = 3) -> dict:
-    """What the reference run takes from the harness: the CUDA graph or not, and jobs per GPU (the
+    """What the reference run takes from the harness: the CUDA graph or not, the Triton kernels or
+    the torch path (triton only where it agreed and was faster), and jobs per GPU (the
     best measured sharing when it pays by > 5%, MPS with it if that row was MPS; else `floor` jobs,
     which only overlap each job's start, CPU-bound, with the others' training)."""
     rows = summary.get("sharing", {}).get(arch, [])
     best = max(rows, key=lambda r: r["speedup"], default=None)
     pays = best is not None and best["jobs"] > 1 and best["speedup"] > 1.05
-    return {"CUDA_GRAPH": "true" if summary["path"]["variant"] == "graph" else "false",
+    variant = summary["path"]["variant"]
+    return {"CUDA_GRAPH": "true" if variant.startswith("graph") else "false",
+            "KERNELS": "triton" if variant == "graph-triton" else "torch",
             "JOBS_PER_GPU": best["jobs"] if pays else floor, "FPQ_MPS": int(bool(pays and best["mps"]))}
 
 
@@ -205,7 +236,7 @@ def main(argv=None) -> int:
     p.add_argument("--summary", help="write summary.json (s/epoch per arch and path) here")
     p.add_argument("--variant", default="auto", help="the variant the summary reads: auto, eager, graph, config")
     p.add_argument("--choose", action="store_true",
-                   help="print the reference run's choices (CUDA_GRAPH, JOBS_PER_GPU, FPQ_MPS) as shell assignments")
+                   help="print the reference run's choices (CUDA_GRAPH, KERNELS, JOBS_PER_GPU, FPQ_MPS) as shell assignments")
     args = p.parse_args(argv)
     session = load_session(Path(args.folder))
     if not session:

@@ -105,6 +105,7 @@ class QuantConfig:
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+KERNELS = ("torch", "triton")  # fpq.quant.KERNEL_PATHS, spelled here so the config stays torch-free
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,13 @@ class CudaOverrides:
     csd_compile: bool | None = None
     teacher_cuda_graph: bool | None = None
     cuda_graph: bool | None = None
+    kernels: str | None = None
 
     def __post_init__(self) -> None:
         if self.compile_mode is not None:
             _choice(self.compile_mode, "runtime.cuda.compile_mode", set(COMPILE_MODES))
+        if self.kernels is not None:
+            _choice(self.kernels, "runtime.cuda.kernels", set(KERNELS))
 
     def given(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -152,6 +156,10 @@ class RuntimeConfig:
     # The whole training step (forward, loss, backward) and the test forward replayed from CUDA
     # graphs (fpq/run/step.py; CUDA only, eager elsewhere). Replaces compile: one or the other.
     cuda_graph: bool = False
+    # The fused Triton kernels (fpq/kernels: LSQ/LSQ+ fake quantization with SFP's noise inside,
+    # CSD) on CUDA, where Triton imports and a one-time self-check against the torch path passes;
+    # otherwise, and always on the CPU, the torch path (fpq.run.kernel_check says which, in train.log).
+    kernels: str = "triton"
     cuda: CudaOverrides = field(default_factory=CudaOverrides)  # speed keys for CUDA devices only
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
@@ -161,6 +169,7 @@ class RuntimeConfig:
                  "runtime.device", f"{self.device!r} is not auto, cpu or cuda[:N]")
         _require(self.threads >= 0, "runtime.threads", "must be >= 0")
         _choice(self.compile_mode, "runtime.compile_mode", set(COMPILE_MODES))
+        _choice(self.kernels, "runtime.kernels", set(KERNELS))
         given = self.cuda.given()
         on_cuda = (given.get("compile", self.compile), given.get("cuda_graph", self.cuda_graph))
         for where, (compiles, graphs) in (("runtime", (self.compile, self.cuda_graph)), ("runtime.cuda", on_cuda)):
@@ -319,7 +328,7 @@ def to_dict(cfg) -> dict:
 
 # Runtime keys that only change how fast a run goes, not what it computes (up to float rounding): not
 # part of its identity, so turning one on or off never reruns a finished run or refuses a resume.
-SPEED_KEYS = ("compile", "compile_mode", "csd_compile", "teacher_cuda_graph", "cuda_graph")
+SPEED_KEYS = ("compile", "compile_mode", "csd_compile", "teacher_cuda_graph", "cuda_graph", "kernels")
 # Runtime keys that are not part of a run's identity (resume, workflow).
 NEUTRAL_RUNTIME_KEYS = ("threads", "progress") + SPEED_KEYS
 

@@ -104,15 +104,22 @@ class _FusedCSD(torch.autograd.Function):
 
 
 def csd_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], stats: str = "sample",
-             eps: float = 1e-5) -> torch.Tensor:
+             eps: float = 1e-5, kernels: str = "torch") -> torch.Tensor:
     """Eq. 17: sum over conv layers of the mean squared difference of standardized outputs.
 
     Layers are paired by position in `conv_layers()`; the teacher side carries no gradient. The
-    same formula as `csd_loss_reference` (value and gradient equal to rounding), at memory speed.
+    same formula as `csd_loss_reference` (value and gradient equal to rounding), at memory speed;
+    with `kernels="triton"` each layer is two Triton passes (`fpq.kernels.ops.csd_layer`).
     """
     _check_pairs(student, teacher)
-    dims = _dims(stats)
     total = student[0].new_zeros((), dtype=torch.float32)
+    if kernels == "triton":
+        from fpq.kernels.ops import csd_layer
+
+        for zs, zt in zip(student, teacher):
+            total = total + csd_layer(zs, zt, stats, eps)
+        return total
+    dims = _dims(stats)
     for zs, zt in zip(student, teacher):
         target, q_t = standardized_target(zt.detach(), stats, eps)
         total = total + _FusedCSD.apply(zs, target, q_t, dims, eps)

@@ -5,10 +5,12 @@ teacher's forward, CSD and KD) is one `torch.compile`d function: teacher and stu
 graph, so inductor can fuse the standardization into the convolutions' epilogues and CUDA graphs
 cover the teacher too. Without it, the teacher's forward is `fpq.method.teacher.TeacherForward`
 (no autograd state, bf16 weights, optionally a CUDA graph: `teacher_cuda_graph`) and CSD the
-memory-speed `csd_loss`, itself compiled alone when `csd_compile` asks.
+memory-speed `csd_loss` (its Triton kernels with `kernels="triton"`), itself compiled alone when
+`csd_compile` asks.
 """
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 import torch
@@ -41,11 +43,13 @@ class Objective:
 
     def __init__(self, spec: MethodSpec, quant: LossSettings, student: nn.Module, teacher: nn.Module | None,
                  student_bf16: bool = False, teacher_bf16: bool = False, compile_mode: str | None = None,
-                 csd_compile: bool = False, teacher_cuda_graph: bool = False, step_graph: bool = False):
+                 csd_compile: bool = False, teacher_cuda_graph: bool = False, step_graph: bool = False,
+                 kernels: str = "torch"):
         if spec.uses_teacher_forward and teacher is None:
             raise ValueError(f"method {spec.name!r} needs a teacher")
         self.spec, self.quant, self.student, self.teacher = spec, quant, student, teacher
         self.student_bf16 = student_bf16  # the teacher's precision is its TeacherForward's
+        self.kernels = kernels  # "triton": CSD through fpq.kernels (the student's quantizers are set apart)
         self.autocast_cache = True  # off for a CUDA-graph capture of the step (fpq.run.step.TrainStep)
         self.student_taps = ConvTaps(student) if spec.csd else None
         self.teacher_taps = ConvTaps(teacher) if spec.csd else None
@@ -54,7 +58,8 @@ class Objective:
         self.teacher_run = TeacherForward(teacher, self.teacher_taps, teacher_bf16,
                                           teacher_cuda_graph and not compile_mode and not step_graph
                                           ) if teacher is not None else None
-        self.csd = compiled(csd_loss, "default") if csd_compile and not compile_mode else csd_loss
+        csd = functools.partial(csd_loss, kernels=kernels)  # kernels: "triton" runs fpq.kernels' CSD
+        self.csd = compiled(csd, "default") if csd_compile and not compile_mode else csd
         self.loss = compiled(self._loss, compile_mode) if compile_mode else self._loss
 
     def teacher_forward(self, x: torch.Tensor) -> torch.Tensor:

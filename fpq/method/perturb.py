@@ -30,18 +30,38 @@ class StochasticFeaturePerturbation(nn.Module):
         self.capturable = False
 
     def forward(self, x: torch.Tensor, a_quant: Quantizer) -> torch.Tensor:
+        if self._in_kernel(a_quant):
+            return self._fused(x, a_quant)
         if self.placement == "before":
             return a_quant(self.perturb(x, a_quant.step_size()))
         return self.perturb(a_quant(x), a_quant.step_size())
+
+    def _in_kernel(self, a_quant: Quantizer) -> bool:
+        """The noise is drawn inside the quantizer's Triton kernel (no extra pass over memory):
+        LSQ/LSQ+ on the triton path, the per-layer gate, while training."""
+        return (self.training and self.p > 0.0 and self.gate == "layer" and not a_quant.calibrating
+                and getattr(a_quant, "kernels", "torch") == "triton" and hasattr(a_quant, "quantize_perturbed"))
+
+    def _on_device(self) -> bool:
+        # Under torch.compile a Python branch on a random value would split the graph at every
+        # layer, and a CUDA-graph capture refuses the sync of `.item()`: a tensor gate keeps one graph.
+        return self.capturable or torch.compiler.is_compiling()
+
+    def _fused(self, x: torch.Tensor, a_quant: Quantizer) -> torch.Tensor:
+        if self._on_device():
+            gate = (torch.rand((), device=x.device) < self.p).float()
+        elif torch.rand(()).item() >= self.p:  # Eq. 14 on the CPU generator, as below
+            return a_quant(x)
+        else:
+            gate = torch.ones((), device=x.device)
+        seed = torch.randint(0, 2 ** 31 - 1, (), device=x.device, dtype=torch.int32)  # Philox key of this draw
+        return a_quant.quantize_perturbed(x, self.placement, gate, seed)
 
     def perturb(self, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
         if self.gate == "layer":
-            if self.capturable or torch.compiler.is_compiling():
-                # Under torch.compile a Python branch on a random value would split the graph at
-                # every layer, and a CUDA-graph capture refuses the sync of `.item()`: a tensor
-                # gate keeps one graph (the noise is drawn every time and fuses into the kernel).
+            if self._on_device():  # the noise is drawn every time (and fuses into a compiled kernel)
                 gate = (torch.rand((), device=x.device) < self.p).to(x.dtype)
                 return x + (torch.rand_like(x) - 0.5) * step * gate
             # Eq. 14: one Bernoulli(p) draw per layer per forward, on the CPU generator,

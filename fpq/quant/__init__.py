@@ -1,8 +1,9 @@
 """Fake quantization (layer `quant`): named parts (ste), the formulas (functional), the quantizers
-and their registry `QUANTIZERS` (LSQ, LSQ+, PACT), the quantized layers, and `prepare_qat`.
+and their registry `QUANTIZERS` (LSQ, LSQ+, PACT), the quantized layers, `prepare_qat`, and the choice between
+the torch path and the Triton kernels (`path`, the kernels themselves in `fpq.kernels`).
 
 Owns every quantizer formula of the specification. It may import `fpq.models` (the conv-tap
-API) and `fpq.errors`/`fpq.io`, nothing above. Takes plain arguments (bits, a quantizer name),
+API), `fpq.kernels` and `fpq.errors`/`fpq.io`, nothing above. Takes plain arguments (bits, a quantizer name),
 never a run config. This `__init__` is torch-free (`FP_BITS`, and everything else on first use),
 so `fpq.config` can read it while validating a config without importing torch.
 """
@@ -18,6 +19,7 @@ _LAZY = {
     "QUANTIZERS": "quantizers", "LsqPlusQuantizer": "quantizers", "LsqQuantizer": "quantizers",
     "MinMaxWeightQuantizer": "quantizers", "PactQuantizer": "quantizers", "Quantizer": "quantizers",
     "quantizer_parameters": "quantizers",
+    "KERNEL_PATHS": "path", "kernel_path": "path", "set_kernels": "path",
 }
 
 

@@ -19,12 +19,16 @@ from fpq.quant.ste import int_range
 class Quantizer(nn.Module):
     """Base: bit width, min/max observation and the calibration protocol.
 
-    `fused` picks the single autograd function over the reference op chain (runtime.fused_quant).
+    `fused` picks the single autograd function over the reference op chain (runtime.fused_quant);
+    `kernels` ("torch" or "triton", set on a built model by `fpq.quant.path.set_kernels`) picks the
+    fused Triton kernels (fpq.kernels) where the quantizer has them: LSQ, LSQ+ and the min/max
+    weight grid. PACT's activation clip stays on the torch path.
     """
 
     def __init__(self, bits: int, shape: tuple[int, ...], fused: bool = False):
         super().__init__()
         self.bits, self.fused = bits, fused
+        self.kernels = "torch"
         self.qmax = int_range(bits)[1]
         self.per_channel = len(shape) > 0
         self.calibrating = False
@@ -91,8 +95,20 @@ class LsqQuantizer(Quantizer):
         return 1.0 / math.sqrt(numel * self.qmax)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernels == "triton":
+            from fpq.kernels.ops import fake_quant
+
+            return fake_quant(x, self.step, self.offset, self.qmax, self.grad_scale(x), self.learn_offset)
         fn = fake_quant_fused if self.fused else fake_quant_reference
         return fn(x, self.step, self.offset, self.qmax, self.grad_scale(x), self.learn_offset)
+
+    def quantize_perturbed(self, x: torch.Tensor, placement: str, gate: torch.Tensor, seed: torch.Tensor):
+        """SFP's noise U[-s/2, s/2] * gate added after (or before) quantizing, drawn from `seed`
+        inside the Triton kernel's one pass (`kernels` = "triton" only)."""
+        from fpq.kernels.ops import fake_quant
+
+        return fake_quant(x, self.step, self.offset, self.qmax, self.grad_scale(x), self.learn_offset,
+                          noise=placement, gate=gate, seed=seed)
 
     def step_size(self) -> torch.Tensor:
         return self.step.detach()
@@ -115,7 +131,10 @@ class MinMaxWeightQuantizer(Quantizer):
         dims = self._reduce_dims(w)
         with torch.no_grad():
             step, offset = minmax_step_offset(w.amin(dim=dims, keepdim=True), w.amax(dim=dims, keepdim=True), self.qmax)
-        fn = fake_quant_fused if self.fused else fake_quant_reference
+        if self.kernels == "triton":
+            from fpq.kernels.ops import fake_quant as fn
+        else:
+            fn = fake_quant_fused if self.fused else fake_quant_reference
         return fn(w, step, offset, self.qmax, 1.0)
 
     def step_size(self) -> torch.Tensor:

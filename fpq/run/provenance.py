@@ -66,6 +66,7 @@ def precision_policy(runtime: RuntimeConfig, device: torch.device) -> dict:
         "compile_mode": runtime.compile_mode if runtime.compile else None,
         "fused_optimizer": runtime.fused_optimizer,
         "fused_quant": runtime.fused_quant,
+        "kernels": runtime.kernels,  # asked; metrics.json's kernels_in_force says what ran (fpq.run.kernel_check)
         "csd_compile": runtime.csd_compile,
         "teacher_cuda_graph": runtime.teacher_cuda_graph and cuda and not runtime.cuda_graph,
         "cuda_graph": runtime.cuda_graph and cuda,

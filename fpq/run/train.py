@@ -28,10 +28,11 @@ from fpq.method.objective import Objective, compiled
 from fpq.method.perturb import attach_sfp
 from fpq.method.registry import METHODS
 from fpq.method.teacher import prepare_teacher
-from fpq.quant import calibrate, quantizer_parameters
+from fpq.quant import calibrate, kernel_path, quantizer_parameters, set_kernels
 from fpq.run.build import load_model, resolve_device, save_model, skeleton
 from fpq.run.cell import Cell
 from fpq.run.data import DeviceLoader, load_arrays
+from fpq.run.kernel_check import choose_kernels
 from fpq.run.provenance import provenance
 from fpq.run.seed import rng_state, seed_everything, set_rng_state
 from fpq.run.step import EvalForward, TrainStep, graph_line, graph_report
@@ -109,12 +110,27 @@ def uses_cuda_graph(cfg: RunConfig, device: torch.device) -> bool:
     return cfg.runtime.cuda_graph and device.type == "cuda"
 
 
-def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, step_graph: bool = False) -> Objective:
-    """The method's loss; with `runtime.compile`, one compiled graph for the whole loss."""
+def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, step_graph: bool = False,
+                   kernels: str = "torch") -> Objective:
+    """The method's loss; with `runtime.compile`, one compiled graph for the whole loss; `kernels`
+    is the path `choose_run_kernels` chose (the student's quantizers are set to it there)."""
     spec, rt = METHODS[cfg.method], cfg.runtime
     return Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, rt.bf16,
                      rt.teacher_bf16, rt.compile_mode if rt.compile else None, rt.csd_compile, rt.teacher_cuda_graph,
-                     step_graph)
+                     step_graph, kernels)
+
+
+def choose_run_kernels(cfg: RunConfig, model: nn.Module, device: torch.device, log=None) -> str:
+    """`runtime.kernels` on this device (fpq.run.kernel_check), set on the student's quantizers;
+    the choice, when it was a question, gets one train.log line."""
+    if not cfg.is_qat:
+        return "torch"
+    dtypes = (torch.float32, torch.bfloat16) if cfg.runtime.bf16 or cfg.runtime.teacher_bf16 else (torch.float32,)
+    kernels, line = choose_kernels(cfg.runtime.kernels, device, dtypes)
+    if line and log is not None:
+        log(line)
+    set_kernels(model, kernels)
+    return kernels
 
 
 def make_step(cfg: RunConfig, model: nn.Module, objective: Objective, optimizer, device: torch.device,
@@ -190,7 +206,8 @@ def hessian_batches(cfg: RunConfig, loader: DeviceLoader):
 
 
 def measure_trace(cfg: RunConfig, model, batches, epoch: int) -> dict:
-    est = hutchinson_trace(model, batches, probes=cfg.hessian.probes, seed=cfg.hessian.seed)
+    with kernel_path(model, "torch"):  # Hessian-vector products need the torch path's double backward
+        est = hutchinson_trace(model, batches, probes=cfg.hessian.probes, seed=cfg.hessian.seed)
     return {"epoch": epoch, **est.as_dict()}
 
 
@@ -306,7 +323,8 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     test_loader = DeviceLoader(data.x_test, data.y_test, cfg.data.dataset, 1000, device, train=False,
                                channels_last=cl)
     model, teacher = build_student(cfg, train_loader, device, teacher)
-    objective = make_objective(cfg, model, teacher, uses_cuda_graph(cfg, device))
+    kernels = choose_run_kernels(cfg, model, device, log.write)
+    objective = make_objective(cfg, model, teacher, uses_cuda_graph(cfg, device), kernels)
     optimizer, scheduler = make_optimizer(cfg, model)
     step = make_step(cfg, model, objective, optimizer, device, log.write)
     forward = eval_forward(cfg, model, device, log.write)
@@ -342,6 +360,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     metrics = assemble_metrics(cfg, state, device, time.time() - started)
     if cfg.runtime.compile and this_process:
         metrics["compile_seconds"] = compile_seconds(this_process)
+    metrics["precision"]["kernels_in_force"] = kernels
     graphs = graph_report(step, forward)
     if graphs is not None:
         metrics["precision"]["cuda_graph"] = graphs
