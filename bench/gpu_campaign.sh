@@ -23,22 +23,25 @@ mkdir -p "$(dirname "$STATE")"
 if [ "${CONTINUATION:-0}" != 1 ] && [ "$HARNESS_S" = 0 ]; then
   # No harness this time: the choices measured on 2026-12-04 (bench/results/h200-2026-12-04): the
   # CUDA graph, 3 jobs at once (sharing adds no throughput, but the jobs' starts overlap), no MPS.
-  printf 'CUDA_GRAPH=true\nJOBS_PER_GPU=3\nFPQ_MPS=0\n' > "$STATE"
+  # The Triton kernels were not measured then: the torch path.
+  printf 'CUDA_GRAPH=true\nKERNELS=torch\nJOBS_PER_GPU=3\nFPQ_MPS=0\n' > "$STATE"
 elif [ "${CONTINUATION:-0}" != 1 ]; then
   mkdir -p "$OUT/bench"
   echo "== harness, at most ${HARNESS_S}s"
   OUT=$OUT/bench BUDGET_S=$HARNESS_S TAIL=0 bash bench/gpu_harness.sh
   python3 bench/gpu_report.py "$OUT/bench" --choose > "$STATE" 2>> "$OUT/bench/session.log" \
-    || printf 'CUDA_GRAPH=false\nJOBS_PER_GPU=3\nFPQ_MPS=0\n' > "$STATE"
+    || printf 'CUDA_GRAPH=false\nKERNELS=torch\nJOBS_PER_GPU=3\nFPQ_MPS=0\n' > "$STATE"
   tar -czf "$OUT/bench.tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"
 fi
 . "$STATE"
-echo "== the reference run: cuda_graph=$CUDA_GRAPH, $JOBS_PER_GPU jobs per GPU, MPS $FPQ_MPS"
+KERNELS=${KERNELS:-torch}
+echo "== the reference run: cuda_graph=$CUDA_GRAPH, kernels=$KERNELS, $JOBS_PER_GPU jobs per GPU, MPS $FPQ_MPS"
 CONFIG=${REFERENCE_CONFIG:-config/reference.yaml}
-if [ "$CUDA_GRAPH" != true ]; then   # same run identities (speed keys are not part of them), eager steps
-  CONFIG=$(dirname "$STATE")/reference-eager.yaml
-  sed "s/cuda_graph: true/cuda_graph: false/" "${REFERENCE_CONFIG:-config/reference.yaml}" > "$CONFIG"
-fi
+# Same run identities either way (speed keys are not part of them): the path the harness chose.
+# The Triton kernels only where they agreed with the torch path and were faster (gpu_report --choose).
+CONFIG_PATH=$(dirname "$STATE")/reference-path.yaml
+sed -e "s/cuda_graph: true/cuda_graph: $CUDA_GRAPH, kernels: $KERNELS/" "$CONFIG" > "$CONFIG_PATH"
+CONFIG=$CONFIG_PATH
 LEFT=$(( BUDGET_S - ($(date +%s) - START) ))
 export FPQ_MPS
 CONFIG=$CONFIG BUDGET_S=$LEFT JOBS_PER_GPU=$JOBS_PER_GPU bash reference/run_gpu.sh

@@ -1,7 +1,13 @@
 """Shared fixtures: the real CIFAR-10 fixture, tiny synthetic archives, a short-trained teacher."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Triton's interpreter runs fpq/kernels on CPU tensors (tests/kernels, the harness's triton rows).
+# Triton reads this when a kernel is defined, so it is set before anything imports fpq.kernels;
+# training runs never use it (a CPU run always takes the torch path, fpq.run.kernel_check).
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import numpy as np
 import pytest

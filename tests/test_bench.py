@@ -29,10 +29,11 @@ def test_fpqs_quantizers_and_sfp_follow_the_model_onto_its_device(family):
 
 
 # ----------------------------------------------------------------------------- gpu_harness.sh
-CORE_PATHS = [(p, v) for p in ("fp", "lsq", "fpq", "lsq+csd") for v in ("eager", "graph")] + [
-    ("agree", "graph"), ("fpq", "share1"), ("fpq", "share2"), ("fpq", "share4"), ("hessian", "graph"),
+CORE_PATHS = [(p, v) for p in ("fp", "lsq", "fpq", "lsq+csd") for v in ("eager", "graph", "graph-triton")] + [
+    ("agree-triton", "graph-triton"), ("agree", "graph"), ("fpq", "share1"), ("fpq", "share2"), ("fpq", "share4"), ("hessian", "graph"),
     ("teacher", "eager"), ("csd", "eager"), ("sfp", "eager"), ("fpq", "config"), ("fpq", "share8")]
-SMOKE_ROWS = sorted([("resnet20", p, v) for p, v in CORE_PATHS] + [("mobilenetv1", p, "graph") for p in ("lsq", "fpq")])
+SMOKE_ROWS = sorted([("resnet20", p, v) for p, v in CORE_PATHS]
+                    + [("mobilenetv1", p, v) for p in ("lsq", "fpq") for v in ("graph", "graph-triton")])
 
 
 def smoke_harness(out: Path, budget_s: int) -> list[dict]:
@@ -67,6 +68,11 @@ def test_the_harness_smoke_run_writes_a_row_for_every_path(tmp_path):
     fp = by[("resnet20", "fp", "eager")]
     assert fp["s_per_epoch"] > 0 and fp["build_s"] > 0
     assert fp["runtime"]["compile"] is False and fp["device"].startswith("CPU")
+    for p in ("fp", "lsq", "lsq+csd", "fpq"):  # the triton rows ran the kernels, in Triton's interpreter
+        assert by[("resnet20", p, "graph-triton")]["kernels_in_force"] == ("torch" if p == "fp" else "triton")
+        assert by[("resnet20", p, "graph")]["kernels_in_force"] == "torch"
+    kernels = by[("resnet20", "agree-triton", "graph-triton")]["checks"]["triton_vs_torch_50_steps"]
+    assert kernels["kernels_in_force"] == ["torch", "triton"] and kernels["loss_max_rel_diff"] < 1e-4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["path"]["variant"] == "eager"  # no captured graph on the CPU: the graph is not chosen
     assert summary["resnet20"]["fp"] == fp["s_per_epoch"] and summary["resnet20"]["lsq"] == "over 1 s"

@@ -22,6 +22,7 @@ LAYERS: tuple = (
     "config",
     ("method", "measure"),
     "quant",
+    "kernels",
     "models",
     "io",
     "errors",

@@ -139,8 +139,8 @@ def test_a_tampered_pack_is_caught(tmp_path):
 @pytest.mark.slow
 def test_the_campaign_script_runs_the_harness_then_the_reference_dag(tmp_path, mini_npz):
     """bench/gpu_campaign.sh as the device call runs it, on the CPU: the harness (SMOKE) packed as
-    bench.tar.gz with its summary, the choice it made (no captured graph on a CPU: eager steps,
-    the same run identities), then the tiny reference DAG to its pack; at most 8 files come back."""
+    bench.tar.gz with its summary, the choice it made (no captured graph on a CPU: eager steps and
+    the torch path, the same run identities), then the tiny reference DAG to its pack; at most 8 files come back."""
     import tarfile
 
     config = tiny_reference(tmp_path, mini_npz)
@@ -161,6 +161,6 @@ def test_the_campaign_script_runs_the_harness_then_the_reference_dag(tmp_path, m
         names = tar.getnames()
     assert "bench/session.json" in names and "bench/summary.json" in names
     state = (tmp_path / "state" / "campaign.env").read_text()
-    assert "CUDA_GRAPH=false" in state and "JOBS_PER_GPU=3" in state
-    assert "cuda_graph: false" in (tmp_path / "state" / "reference-eager.yaml").read_text()
+    assert "CUDA_GRAPH=false" in state and "KERNELS=torch" in state and "JOBS_PER_GPU=3" in state
+    assert "cuda_graph: false, kernels: torch" in (tmp_path / "state" / "reference-path.yaml").read_text()
     assert json.loads((out / "run.json").read_text())["dag_complete"] is True

@@ -55,6 +55,9 @@ def test_every_method_finishes_with_a_trace_trajectory(quick_teacher, mini_npz, 
     assert m["cell"]["method"] == method and (m["cell"]["w_bits"], m["cell"]["a_bits"]) == (2, 4)
     model, cfg_back = load_model(tmp_path / "model.pt")
     assert cfg_back.method == method
+    # runtime.kernels is triton by default; a CPU run takes the torch path, and asks nothing of Triton
+    assert m["precision"]["kernels"] == "triton" and m["precision"]["kernels_in_force"] == "torch"
+    assert "kernels:" not in (tmp_path / "train.log").read_text()
 
 
 def test_fpq_with_p0_and_lambda0_is_plain_lsq(quick_teacher, mini_npz, tmp_path):
