@@ -58,7 +58,7 @@ class Objective:
         self.teacher_run = TeacherForward(teacher, self.teacher_taps, teacher_bf16,
                                           teacher_cuda_graph and not compile_mode and not step_graph
                                           ) if teacher is not None else None
-        csd = functools.partial(csd_loss, kernels=kernels)  # kernels: "triton" runs fpq.kernels' CSD
+        csd = csd_loss if kernels == "torch" else functools.partial(csd_loss, kernels=kernels)  # fpq.kernels' CSD
         self.csd = compiled(csd, "default") if csd_compile and not compile_mode else csd
         self.loss = compiled(self._loss, compile_mode) if compile_mode else self._loss
 

@@ -257,12 +257,14 @@ def test_the_speed_keys_reach_the_objective_and_a_compiled_step_overrides_them()
     from fpq.method.distill import csd_loss
     from fpq.run.train import make_objective
 
-    def objective(**runtime):
+    def objective(kernels="torch", **runtime):
         cfg, teacher, student, _ = _fpq_student(**runtime)
-        return make_objective(cfg, student, teacher)
+        return make_objective(cfg, student, teacher, kernels=kernels)
 
     plain = objective()
     assert plain.csd is csd_loss and not plain.teacher_run.cuda_graph
+    triton = objective("triton")  # the path fpq.run.kernel_check chose reaches CSD
+    assert triton.csd.func is csd_loss and triton.csd.keywords == {"kernels": "triton"} and triton.kernels == "triton"
     keyed = objective(csd_compile=True, teacher_cuda_graph=True)
     assert keyed.csd is not csd_loss and keyed.teacher_run.cuda_graph  # compiled lazily: nothing built yet
     whole = objective(csd_compile=True, teacher_cuda_graph=True, compile=True)
