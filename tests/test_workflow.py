@@ -287,6 +287,44 @@ def test_a_typo_in_a_workflow_config_names_the_file_and_the_key_it_meant(tmp_pat
     assert expected in out.stdout + out.stderr  # a dry run logs to stdout
 
 
+def error_lines(out) -> list[str]:
+    """What Snakemake printed, less its notice of the default workflow profile."""
+    return [line for line in (out.stdout + out.stderr).splitlines()
+            if line.strip() and not line.startswith("Using workflow specific profile")]
+
+
+def test_a_config_error_under_snakemake_is_one_line(tmp_path):
+    def typo(config):
+        config["seedz"] = config.pop("seeds")
+
+    path = write_config(tmp_path, "typo", typo)
+    out = snakemake("-n", "--configfile", path)
+    assert out.returncode == 2
+    assert error_lines(out) == [f"fpq: error: workflow config {path}: seedz: unknown key (did you mean 'seeds'?)"]
+
+
+def test_snakemakes_own_config_overrides_are_typed_as_yaml_would_type_them(tmp_path):
+    """`--config qat='{epochs: 2}' seeds='[0]'`: Snakemake hands the nested values over as strings."""
+    out = snakemake("-n", "-p", "--configfile", write_config(tmp_path, "ci"), "--config", "qat={epochs: 2}",
+                    "seeds=[0]")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    counts = job_counts(out.stdout)
+    assert counts["train_teacher"] == 1 and counts["train_qat"] == 9  # one seed of the CI grid
+    qat = re.findall(r"fpq qat --config-json '(\{.*?\})'", out.stdout)
+    assert len(qat) == 9 and {json.loads(c)["optim"]["epochs"] for c in qat} == {2}
+    assert {json.loads(c)["optim"]["lr"] for c in qat} == {_ci_config()["qat"]["lr"]}  # the file's other keys stay
+
+
+@pytest.mark.parametrize("override, said", [
+    ("qat={epochs: two}", "snakemake --config qat={epochs: two}: qat.epochs: 'two' is not of type 'integer'"),
+    ("seeds=[0, x]", "snakemake --config seeds=[0, x]: seeds.1: 'x' is not of type 'integer'"),
+    ("qat={epoch: 2}", "snakemake --config qat={epoch: 2}: qat.epoch: unknown key (did you mean 'qat.epochs'?)"),
+])
+def test_a_bad_config_override_is_blamed_on_the_override(tmp_path, override, said):
+    out = snakemake("-n", "--configfile", write_config(tmp_path, "ci"), "--config", override)
+    assert out.returncode == 2 and error_lines(out) == [f"fpq: error: {said}"]
+
+
 def test_a_failing_job_shows_its_fpq_error_on_the_console(tmp_path):
     """Every rule writes to its log; the default workflow profile (profiles/default) has Snakemake
     print a failed job's log, so the console names the error, not only `message: None` and a path."""

@@ -7,13 +7,14 @@ import snakemake.rules as workflow_rules
 
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json, to_dict
-from fpq.plan.checks import check_data_files
+from fpq.plan.checks import check_data_files, one_line_errors
 from fpq.plan.grid import expand as expand_plan
 from fpq.plan.order import job_priority, stage_priority
 
-PLAN = expand_plan(config)
+with one_line_errors():
+    PLAN = expand_plan(config)
+    check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 CALLABLE_PRIORITY = hasattr(workflow_rules.Rule, "expand_priority")
-check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 RUNS = PLAN.runs
 RESULTS = config["results"]
 TEACHER_IDS, QAT_IDS = PLAN.ids("teacher"), PLAN.ids("qat")
