@@ -40,6 +40,24 @@ def test_dry_run_of_the_paper_config_lists_the_complete_grid():
     assert "_p0_" not in out.stdout
 
 
+@pytest.mark.parametrize("name", ["ci", "paper"])
+def test_the_budget_counts_the_jobs_snakemake_runs(tmp_path, name):
+    """`fpq budget`'s jobs, per rule and in all, are those of `snakemake -n` from scratch (-F: data
+    already downloaded here would drop fetch_data from the dry run, not from a fresh clone's)."""
+    from fpq.plan.budget import budget_report, job_counts as budget_jobs
+    from fpq.plan.grid import load_workflow_config
+
+    results = str(tmp_path / "results")
+    out = snakemake("-n", "-F", "--configfile", f"config/{name}.yaml", "--config", f"results={results}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    dry = job_counts(out.stdout)
+    config = load_workflow_config(REPO / "config" / f"{name}.yaml", {"results": results})
+    ours = {rule: n for rule, n in budget_jobs(config).items() if n}
+    assert ours == {rule: n for rule, n in dry.items() if rule != "total"}
+    report = budget_report(config, REPO / "config" / "epoch_seconds.yaml")
+    assert report.startswith(f"jobs: {dry['total']}  ") and sum(ours.values()) == dry["total"]
+
+
 def test_lint_is_clean():
     out = snakemake("--lint")
     assert out.returncode == 0 and "Congratulations" in out.stdout + out.stderr, out.stdout + out.stderr
