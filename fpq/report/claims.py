@@ -23,7 +23,9 @@ from fpq.report.results import Collected, select, settings, unique_cells, values
 from fpq.report.stamp import stamp
 from fpq.report.stats import (
     DOES_NOT_HOLD,
+    DETECTS,
     HOLDS,
+    NO_SPREAD,
     NOT_DETECTED,
     SEEDS_CAP,
     UNDETERMINED,
@@ -39,7 +41,7 @@ P_OPTIMUM = (0.1, 0.5)
 ABLATION_ORDER = [("lsq+sfp", "lsq"), ("lsq+csd", "lsq"), ("lsq+csd", "lsq+sfp"), ("fpq", "lsq+sfp"),
                   ("fpq", "lsq+csd")]
 VERDICTS = (HOLDS, NOT_DETECTED, DOES_NOT_HOLD, UNDETERMINED)
-NUMBERS = ["95% CI", "p-value", "Test", "Detects ≥", "Paper's gain", "Seeds for it", "Verdict"]
+NUMBERS = ["95% CI", "p-value", "Test", DETECTS, "Paper's gain", "Seeds for it", "Verdict"]
 PAIR = ["Cell", "A", "B", "Gain of A"] + NUMBERS
 ABLATION = ["Cell", "Comparison", "Gain"] + NUMBERS
 PSWEEP = ["Cell", "Top-1 by p", "Best p", "Best inside vs outside", "Gain"] + NUMBERS
@@ -135,7 +137,9 @@ def all_of(steps: list[Comparison]) -> Outcome:
     if DOES_NOT_HOLD in verdicts:
         return Outcome(DOES_NOT_HOLD, p, gain, "does not hold (a step does not)")
     if UNDETERMINED in verdicts:
-        return Outcome(UNDETERMINED, math.nan, gain, "undetermined (fewer than 2 seeds)")
+        flat = all(c.reason == NO_SPREAD for c in steps if c.verdict == UNDETERMINED)
+        return Outcome(UNDETERMINED, math.nan, gain,
+                       "undetermined (a step has no spread: no test)" if flat else "undetermined (fewer than 2 seeds)")
     if verdicts == {HOLDS}:
         return Outcome(HOLDS, p, gain, HOLDS)
     unseen = [c for c in steps if c.verdict == NOT_DETECTED]
@@ -278,8 +282,9 @@ def legend(main_p: float) -> str:
         "the per-seed differences; a seed only one side has is left out, and the Test column says how many were. "
         "Only when no seed is shared is it **Welch's** t-test. 'Gain' is A − B (B − A for the Hessian "
         "trace and the output variance, where lower is better), with its 95% confidence interval and two-sided "
-        "p-value. 'Detects ≥' is the minimum detectable effect: the smallest true gain this design (its number "
-        "of seeds and spread) finds with 80% power at the 5% level (noncentral t). 'Paper's gain' is the same "
+        "p-value. 'This design detects' gives the minimum detectable effect: the smallest true gain this design (its "
+        "number of seeds and spread) finds with 80% power at the 5% level (noncentral t), or *no gain at all* where "
+        "even the largest the measure allows would not show. 'Paper's gain' is the same "
         "difference in the paper's table for this cell (config/reference_tables.csv); 'Seeds for it' is how many "
         "seeds this spread would need to find it with 80% power (paired: seeds; Welch: seeds per method).\n\n"
         "Verdicts, read from the 95% CI of the gain: *holds*: the CI lies above 0 (the gain's size may still "
@@ -288,7 +293,8 @@ def legend(main_p: float) -> str:
         "true gain of X or more would have shown 4 times in 5, a smaller one can hide in the seed noise; where "
         "even the largest gain the measure allows (top-1 cannot pass 100%, a trace or a variance 0) would not, "
         "it says *this design can detect no effect*, with the seeds and the spread that make it so. "
-        "*undetermined*: fewer than 2 seeds on a side, or fewer than 2 seeds shared. The ablation order holds "
+        "*undetermined*: fewer than 2 seeds on a side, or fewer than 2 seeds shared, or no spread (the same "
+        "difference on every seed, e.g. identical on every seed): a t-test needs a spread. The ablation order holds "
         "in a cell when every step "
         "holds; its p-value is the largest of its steps'. Across cells: the cells where the claim holds, and "
         "how many still hold after Holm's correction over that claim's cells (family-wise 5%).\n\n"
