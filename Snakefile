@@ -32,6 +32,10 @@ with one_line_errors():
     prepare_workflow_config(config, source=SOURCE, overrides=dict(workflow.config_settings.config))
 
 
+# The report's front page: what the suite is, which config made the report, where to start reading.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"

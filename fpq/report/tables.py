@@ -24,7 +24,7 @@ from fpq.report.formats import acc, signed
 from fpq.report.html_page import page, rst_caption
 from fpq.report.paper import load_reference, paper_number
 from fpq.report.results import Collected, Stat, collect, select, settings, summarize
-from fpq.report.stamp import stamp
+from fpq.report.stamp import Stamp, stamp
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
 
 OURS, DELTA = "Ours (mean ± std)", "Δ (ours − paper)"
@@ -119,6 +119,15 @@ def describe(metric: str) -> str:
             "single runs (config/reference_tables.csv); — where the paper has no such cell.")
 
 
+def no_grid_text(spec: TableSpec) -> str:
+    """Why a table has no runs at all: the run index lists every run its config plans, done or not.
+
+    >>> no_grid_text(TABLES[4]), no_grid_text(TABLES[0])
+    ('this config has no CIFAR-100 grid', 'this config has no sam grid')
+    """
+    return f"this config has no {DATASET_LABELS.get(spec.dataset, spec.dataset) if spec.dataset else spec.grid} grid"
+
+
 def to_markdown(table: Table, metric: str, title: str, made: str) -> str:
     """The table under its title, what its columns are and what made it (`made`: the stamp line)."""
     lines = [f"# {title}", "", describe(metric), "", made, ""]
@@ -127,6 +136,8 @@ def to_markdown(table: Table, metric: str, title: str, made: str) -> str:
         frame = pd.DataFrame(records)
         align = ["left"] * (frame.shape[1] - 4) + ["right"] * 4
         lines.append(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
+    elif not table.run_ids:
+        lines.append(f"No runs for this table: {no_grid_text(table.spec)}.")
     else:
         lines.append("No runs for this table in the run index.")
     lines += [""] + [f"({m}) Paper: {note}." for note, m in _notes(table).items()]
@@ -185,7 +196,8 @@ def build_tables(results: Path, index: RunIndex, out: Path, reference: Path, met
     for spec in TABLES:
         table = build_table(spec, collected.entries, ref, index.main_p)
         title = f"{table_number(spec)}: {spec.title}"
-        made = stamp(collected, table.run_ids).line()
+        made = (stamp(collected, table.run_ids) if table.run_ids else
+                Stamp(collected.name or "unnamed", "", "", no_grid_text(spec), "", "")).line()
         written += write_page(out, spec.name, to_markdown(table, metric, title, made), title, made)
         written.append(write_text(out / f"{spec.name}.tex", to_latex(table, metric, made)))
     written += write_page(out, "claims", claims_markdown(collected, ref), CLAIMS_TITLE, stamp(collected).line())

@@ -84,9 +84,11 @@ def config_json():
     return json.dumps(config, sort_keys=True)
 
 
-def in_report(path, category):
+def in_report(path, category, label):
     """The report shows this file (an HTML page or a PNG) under its caption file <name>.caption.rst,
-    written beside it by the same job (title and provenance stamp); absolute, as the caption is
-    read from the output folder, not from workflow/rules/."""
+    written beside it by the same job (title and provenance stamp; absolute, as the caption is read
+    from the output folder, not from workflow/rules/), listed by its label ("Table 2 — ablation of SFP
+    and CSD") in its category (Tables, Claims, Figures), under a subcategory naming the config."""
     caption = os.path.abspath(os.path.splitext(path)[0] + ".caption.rst")
-    return report(path, caption=caption, category=category)
+    return report(path, caption=caption, category=category, subcategory=f"config {config['name']}",
+                  labels={"name": label})
