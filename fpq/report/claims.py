@@ -17,6 +17,7 @@ import pandas as pd
 
 from fpq.config import FP_BITS
 from fpq.method.registry import METHODS
+from fpq.report.flags import chance_mark, claim_footnote
 from fpq.report.formats import DASH, MEASURE, TOP1, Scale, distinct, pvalue
 from fpq.report.paper import paper_number
 from fpq.report.results import Collected, select, settings, unique_cells, values
@@ -124,7 +125,8 @@ def beats(frame, main_p: float, a: str, b: str, column: str = "top1", higher: bo
         va, vb = (_cell_values(frame, m, main_p, *setting, column=column) for m in (a, b))
         if len(va) and len(vb):
             c = compare_seeds(va, vb, higher, paper_gain(ref, tables, *setting, a, b), bound=scale.bound)
-            rows.append([label(*setting), _stat(va, scale), _stat(vb, scale), scale.diff(c.gain), *numbers(c, scale)])
+            cell = label(*setting) + (chance_mark(setting[0], va, vb) if column == "top1" else "")
+            rows.append([cell, _stat(va, scale), _stat(vb, scale), scale.diff(c.gain), *numbers(c, scale)])
             outcomes.append(c)
     return rows, outcomes
 
@@ -159,7 +161,8 @@ def ablation(frame, main_p: float, ref=None) -> tuple[list[list[str]], list[Outc
                 c = compare_seeds(va, vb, paper_gain=paper_gain(ref, ("table2",), *setting, better, worse),
                                   bound=TOP1.bound)
                 steps.append(c)
-                rows.append([label(*setting), f"{method_label(better)} − {method_label(worse)}", TOP1.diff(c.gain),
+                rows.append([label(*setting) + chance_mark(setting[0], va, vb),
+                             f"{method_label(better)} − {method_label(worse)}", TOP1.diff(c.gain),
                              *numbers(c, TOP1)])
         if steps:
             whole = all_of(steps)
@@ -316,7 +319,7 @@ def claims_markdown(collected: Collected, ref: pd.DataFrame | None = None) -> st
     for i, claim in enumerate(found, 1):
         parts += [f"## {i}. {claim.title}", "", f"Across cells: {rollup(claim)}.", ""]
         parts += [claim.note, ""] if claim.note and claim.rows else []
-        parts += [_md_table(claim.header, claim.rows)]
+        parts += [_md_table(claim.header, claim.rows)] + claim_footnote(claim.rows)
     runs = collected.runs
     failed = [f"{r.run_id}: {r.error}" for r in runs[runs.status == "failed"].itertuples()]
     parts += _run_list("Failed runs", failed)

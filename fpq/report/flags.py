@@ -58,3 +58,17 @@ def footnotes(flags: list[str]) -> list[str]:
     """One line per marker used in a table's rows, in the order of NOTES."""
     used = set("".join(flags))
     return [f"{mark} {text}" for mark, text in NOTES.items() if mark in used]
+
+
+def chance_mark(dataset: str, *values) -> str:
+    """' †' after a claim's cell label where a seed of either side is at chance level, else ''.
+
+    >>> chance_mark("cifar10", [14.33, 30.0], [80.0]), chance_mark("cifar10", [80.0], [81.0])
+    (' †', '')
+    """
+    return f" {CHANCE}" if any(chance_level(float(v), dataset) for vs in values for v in vs) else ""
+
+
+def claim_footnote(rows: list[list[str]]) -> list[str]:
+    """The chance-level footnote under a claim's table whose rows carry the mark (in the first column)."""
+    return [f"{CHANCE} {NOTES[CHANCE]}", ""] if any(row[0].endswith(CHANCE) for row in rows) else []

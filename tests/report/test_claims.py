@@ -110,6 +110,18 @@ def test_methods_tied_on_every_seed_give_no_test_and_say_so(tmp_path):
     assert re.search(r"Across cells: holds in 0 of 1 cell, 0 after Holm's correction \(1 undetermined\)", ablation)
 
 
+def test_a_cell_at_chance_level_is_flagged_in_the_claims(tmp_path):
+    """The CI config's case: every run near the 10% of guessing on CIFAR-10. Each claim row of the cell
+    carries the chance mark and the claim a footnote saying what it means; a healthy cell neither."""
+    md = claims_of(tmp_path, lambda c: top1(c) - 78.0)  # 10.5-18 %: the lower seeds at chance
+    (row,) = cells(section(md, 1), "CIFAR-10 ResNet-18 W2A4")
+    assert row[0] == "CIFAR-10 ResNet-18 W2A4 †"
+    assert all(r[0].endswith("†") for r in cells(section(md, 7), "CIFAR-10 ResNet-18 W2A4")[:-1])
+    assert section(md, 1).count("\n† At chance level: a seed of this row has top-1 at most 1.5 ×") == 1
+    healthy = claims_of(tmp_path / "healthy")
+    assert "†" not in healthy and "chance" not in healthy
+
+
 def test_the_rollup_counts_cells_after_holms_correction_and_reads_grammatically(tmp_path):
     md = claims_of(tmp_path)
     # each cell: p = 0.029 < 0.05, but Holm over 3 cells asks 0.05 / 3 of the smallest
