@@ -119,7 +119,7 @@ def gpu_hours_line(status: Status) -> str:
     device-hours where a done run ran on a CPU (the budget is still GPU time); a part of 0.00 is left out."""
     done = sum(p.state == DONE for p in status.runs.values())
     devices = sorted({p.device for p in status.runs.values() if p.device})
-    unit = "GPU-hours" if set(devices) <= {"cuda"} else f"device-hours (the done runs on {', '.join(devices)})"
+    unit = "GPU-hours" if set(devices) <= {"cuda"} else f"device-hours (done runs on {' and '.join(devices)})"
     hours = lambda s: f"{s / 3600:.2f}"  # noqa: E731
     shown = lambda s: hours(s) != "0.00"  # noqa: E731
     parts = [f"the {done} done runs {hours(status.spent_done_s)}"

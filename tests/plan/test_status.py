@@ -129,7 +129,7 @@ def test_a_cpu_campaign_is_counted_in_device_hours_without_zero_parts(tmp_path):
         write_json(tmp_path / "results" / "runs" / rid / "metrics.json",
                    {"run_id": rid, "status": "ok", "epochs": 1, "wall_time_s": 60.0, "device": {"type": "cpu"}})
     line = format_status(read_status(config, TIMINGS)).splitlines()[-1]
-    assert line.startswith("device-hours (the done runs on cpu) of training: 0.15 spent — the 9 done runs 0.15")
+    assert line.startswith("device-hours (done runs on cpu) of training: 0.15 spent — the 9 done runs 0.15")
     assert "0.00" not in line and "the others" not in line and "for the runs not done" not in line, line
     config = workflow_config(tmp_path / "gpu", GRIDS, qat={"epochs": 200})
     for rid in expand(config).runs:
