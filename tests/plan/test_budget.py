@@ -77,8 +77,8 @@ def test_the_budget_says_where_its_numbers_come_from():
     assert "h wall on 2 GPUs (--gpus 2) if" in budget_report(config, REPO / "config" / "epoch_seconds.yaml", gpus=2)
     assert "timed elsewhere" not in report and "seconds/epoch of resnet20 (H100" in report
     header = report.splitlines()[1]
-    assert re.search(r"torch 2\.11\.0\+cu130 \(the torch they were measured with; installed here: (torch \S+|no torch)\)$",
-                     header), header
+    measured = r"torch 2\.11\.0\+cu130 \(the torch they were measured with; installed here: (torch \S+|no torch)\)$"
+    assert re.search(measured, header), header
     paper = budget_report(load_workflow_config(REPO / "config" / "paper.yaml"), REPO / "config" / "epoch_seconds.yaml")
     elsewhere = next(line for line in paper.splitlines() if "timed elsewhere" in line)
     estimated = next(line for line in paper.splitlines() if line.startswith("note: estimates"))

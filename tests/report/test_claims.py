@@ -99,7 +99,9 @@ def test_the_detects_column_and_its_cells_read_as_a_sentence(tmp_path):
 def test_methods_tied_on_every_seed_give_no_test_and_say_so(tmp_path):
     """LSQ+SFP equal to LSQ on every seed (as the CI config's chance-level runs were): no spread, so no
     p = 1.0, no CI of one point, no "detects ≥ 0.00"; the row says why, the roll-up counts it undetermined."""
-    tied = lambda c: 90.0 + SEED_EFFECT[c.seed] + (0.0 if c.method == "lsq+sfp" else OVER_LSQ[c.method][c.seed])  # noqa: E731
+    def tied(c):
+        return 90.0 + SEED_EFFECT[c.seed] + (0.0 if c.method == "lsq+sfp" else OVER_LSQ[c.method][c.seed])
+
     ablation = section(claims_of(tmp_path, tied), 7)
     rows = {r[1]: r for r in cells(ablation, "CIFAR-10 ResNet-18 W2A4")}
     step = rows["LSQ+SFP − LSQ"]
