@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from fpq.plan.checks import check_report_outputs, reporting
+from fpq.plan.checks import check_report_outputs, one_line_errors, reporting
 from fpq.plan.grid import prepare_workflow_config
 
 min_version("9.0")
@@ -21,13 +21,19 @@ if not workflow.overwrite_configfiles:
 
 
 # A config is named by its `name:` key, else after its file (results/<name>, tables/<name>,
-# figures/<name> by default; the default config names itself `quick`),
-# then validated against workflow/schemas/config.schema.yaml (a bad key stops here, naming the
-# --configfile and the key). Every `snakemake` run here also reads profiles/default/config.yaml.
+# figures/<name> by default; the default config names itself `quick`), its `--config key=value`
+# overrides typed as YAML types them, then validated against workflow/schemas/config.schema.yaml
+# (a bad key stops here with one `fpq: error:` line naming the --configfile, or the --config, and
+# the key). Every `snakemake` run here also reads profiles/default/config.yaml.
 CONFIG_FILES = [str(f) for f in workflow.overwrite_configfiles or ["config/config.yaml"]]
 config.setdefault("name", Path(CONFIG_FILES[-1]).stem)
 SOURCE = f"workflow config {' + '.join(CONFIG_FILES)}"
-prepare_workflow_config(config, source=SOURCE)
+with one_line_errors():
+    prepare_workflow_config(config, source=SOURCE, overrides=dict(workflow.config_settings.config))
+
+
+# The report's front page: what the suite is, which config made the report, where to start reading.
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -49,7 +55,8 @@ localrules:
 
 # `snakemake --report` of a config that has not run: say what to add, before Snakemake's missing-file error.
 if reporting(sys.argv):
-    check_report_outputs(config, bool(workflow.overwrite_configfiles), TABLE_PAGES + FIGURE_IMAGES)
+    with one_line_errors():
+        check_report_outputs(config, bool(workflow.overwrite_configfiles), TABLE_PAGES + FIGURE_IMAGES)
 
 
 rule all:

@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("budget", help="jobs and GPU-hours of a workflow config")
     _source_args(p, with_index=False)
     p.add_argument("--timings", default="config/epoch_seconds.yaml")
-    p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line")
+    p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line (default 4)")
     p = sub.add_parser("status", help="where a campaign stands: runs done / running (epoch, ETA) / stopped / "
                                       "failed (error) / missing per grid and cell, GPU-hours spent vs budget")
     _source_args(p, with_index=False)

@@ -40,6 +40,24 @@ def test_dry_run_of_the_paper_config_lists_the_complete_grid():
     assert "_p0_" not in out.stdout
 
 
+@pytest.mark.parametrize("name", ["ci", "paper"])
+def test_the_budget_counts_the_jobs_snakemake_runs(tmp_path, name):
+    """`fpq budget`'s jobs, per rule and in all, are those of `snakemake -n` from scratch (-F: data
+    already downloaded here would drop fetch_data from the dry run, not from a fresh clone's)."""
+    from fpq.plan.budget import budget_report, job_counts as budget_jobs
+    from fpq.plan.grid import load_workflow_config
+
+    results = str(tmp_path / "results")
+    out = snakemake("-n", "-F", "--configfile", f"config/{name}.yaml", "--config", f"results={results}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    dry = job_counts(out.stdout)
+    config = load_workflow_config(REPO / "config" / f"{name}.yaml", {"results": results})
+    ours = {rule: n for rule, n in budget_jobs(config).items() if n}
+    assert ours == {rule: n for rule, n in dry.items() if rule != "total"}
+    report = budget_report(config, REPO / "config" / "epoch_seconds.yaml")
+    assert report.startswith(f"jobs: {dry['total']}  ") and sum(ours.values()) == dry["total"]
+
+
 def test_lint_is_clean():
     out = snakemake("--lint")
     assert out.returncode == 0 and "Congratulations" in out.stdout + out.stderr, out.stdout + out.stderr
@@ -171,7 +189,14 @@ def test_ci_config_end_to_end(tmp_path):
         assert (tables / f"{name}.md").stat().st_size > 0 and (tables / f"{name}.tex").is_file()
     t4 = (tables / "table4_cifar10.md").read_text()
     for method in ("FP", "PACT", "LSQ", "LSQ+", "KD", "FPQ"):
-        assert re.search(rf"\| ResNet-20 \| (FP|W2A4) +\| {re.escape(method)} +\| +\d+\.\d\d ± \d+\.\d\d \| +2 ", t4), method
+        ours = r"\d+\.\d\d ± \d+\.\d\d( [†‡]+)?"  # with the flags of fpq.report.flags
+        assert re.search(rf"\| ResNet-20 \| (FP|W2A4) +\| {re.escape(method)} +\| +{ours} \| +2 ", t4), method
+    table4_run = re.compile(r"resnet20_cifar10_(fp|w2a4_(pact|lsq|lsq\+|kd|fpq_p0\.1))_s\d$")
+    main = [json.loads(m.read_text()) for m in (tmp_path / "results" / "runs").glob("*/metrics.json")
+            if table4_run.match(m.parent.name)]
+    assert len(main) == 12
+    at_chance = any(m["status"] == "ok" and m["final"]["top1"] <= 15.0 for m in main)  # 1.5 x 100/10 classes
+    assert ("\n† At chance level" in t4) == at_chance  # 500 images, one QAT epoch: mostly near 10%
     t2 = (tables / "table2_ablation.md").read_text()
     assert all(f"| {m} " in t2 for m in ("LSQ", "LSQ+SFP", "LSQ+CSD", "FPQ"))
     t3 = (tables / "table3_psweep.md").read_text()
@@ -233,25 +258,68 @@ def test_ci_config_end_to_end(tmp_path):
     assert fixed["train_qat"] == 2  # back to a sane SAM radius: the two failed SAM runs, nothing else
 
 
+REPORT_LABELS = {  # what the report lists for config/ci.yaml, by category: Table 5 left out (no CIFAR-100 grid)
+    "Tables": {"table1_sam.html": "Table 1 — LSQ+SAM vs FPQ",
+               "table2_ablation.html": "Table 2 — ablation of SFP and CSD",
+               "table3_psweep.html": "Table 3 — p sweep",
+               "table4_cifar10.html": "Table 4 — CIFAR-10, every method"},
+    "Claims": {"claims.html": "Claims — a verdict on each claim of the paper"},
+    "Figures": {"fig5_hessian.png": "Fig. 5 — Hessian trace by epoch",
+                "fig1_variance.png": "Fig. 1 — output variance under input noise",
+                "training_curves.png": "Training curves — test top-1 by epoch"},
+}
+
+
+def report_layout(html: str) -> tuple[dict, str]:
+    """The report's categories as {category: {subcategory: {file name: label}}}, and the text of its
+    workflow description (its front page)."""
+    labels = {path: item["labels"]["name"] for path, item in report_items(html).items()}
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\s*\n", html, re.S).group(1))
+    description = json.loads(re.search(r"var workflow_desc = (\".*?\");\s*\n", html, re.S).group(1))
+    return ({cat: {sub: {Path(p).name: labels[p] for p in paths} for sub, paths in subs.items()}
+             for cat, subs in categories.items()}, re.sub(r" ([:;,.)])", r"\1", text_of(description)))
+
+
+def check_layout(html: str, name: str = "ci") -> None:
+    layout, description = report_layout(html)
+    assert layout == {cat: {f"config {name}": items} for cat, items in REPORT_LABELS.items()}
+    assert description.startswith("fpq regenerates the tables of Pang & Cai")
+    assert f"This report was made from config {name}: seeds 0, 1; epochs: teacher 2, QAT 1" in description
+    assert "Where to start reading: Claims, its summary first" in description
+
+
+def test_the_report_lists_labelled_tables_claims_and_figures_and_opens_on_what_it_is(tmp_path):
+    """`snakemake --report` of the CI config (its outputs stood in for by placeholders: the layout is
+    the workflow's, not the files'): each item by its label, under Tables, Claims or Figures and the
+    config's subcategory; Table 5, for which the CI config has no grid, not listed; and a front page
+    saying what the suite is, which config made the report and where to start."""
+    config = write_config(tmp_path, "ci")
+    for folder, ext in (("tables", "html"), ("figures", "png")):
+        (tmp_path / folder).mkdir()
+        names = TABLE_NAMES + ["claims"] if folder == "tables" else ["fig5_hessian", "fig1_variance", "training_curves"]
+        for name in names:
+            (tmp_path / folder / f"{name}.{ext}").write_text(f"<p>{name}</p>")
+            (tmp_path / folder / f"{name}.caption.rst").write_text(f"{name}\n")
+    out = snakemake("--report", str(tmp_path / "report.html"), "--configfile", config)
+    assert out.returncode == 0, out.stderr[-3000:]
+    check_layout((tmp_path / "report.html").read_text(errors="replace"))
+
+
 def check_report(html: str) -> None:
     """The report's own HTML, parsed as a browser reads it: each table and the claims are HTML pages
     holding HTML tables with captions, each item has a caption stamped with what made it, and no
-    .md, .tex or .pdf duplicates fill the lists."""
+    .md, .tex or .pdf duplicates fill the lists; the items are labelled and grouped (check_layout)."""
+    check_layout(html)
     items = {Path(path).name: item for path, item in report_items(html).items()}
-    pages = [f"{name}.html" for name in TABLE_NAMES + ["claims"]]
+    pages = [f"{name}.html" for name in TABLE_NAMES + ["claims"] if name != "table5_cifar100"]
     figures = ["fig5_hessian.png", "fig1_variance.png", "training_curves.png"]
     assert sorted(items) == sorted(pages + figures)
     for name in pages + figures:
         caption = text_of(items[name]["caption"])
-        made = "no run has a result yet" if name == "table5_cifar100.html" else "500 train / 300 test images"
-        assert "Made from config ci · " in caption and made in caption, (name, caption)
+        assert "Made from config ci · " in caption and "500 train / 300 test images" in caption, (name, caption)
     for name in pages:
         assert items[name]["mime_type"] == "text/html"
-        content = items[name]["content"].decode()
-        tables = html_tables(content)
-        if name == "table5_cifar100.html":  # the CI config has no CIFAR-100 runs
-            assert not tables and "No runs for this table in the run index." in content
-            continue
+        tables = html_tables(items[name]["content"].decode())
         assert tables and all(t["caption"].strip() and len(t["rows"]) >= 2 for t in tables), name
     (t2,) = html_tables(items["table2_ablation.html"]["content"].decode())
     assert t2["caption"].startswith("Table 2: Ablation of SFP and CSD") and "Made from config ci" in t2["caption"]
@@ -285,6 +353,44 @@ def test_a_typo_in_a_workflow_config_names_the_file_and_the_key_it_meant(tmp_pat
     assert out.returncode != 0
     expected = f"workflow config {path}: grids.main.method: unknown key (did you mean 'grids.main.methods'?)"
     assert expected in out.stdout + out.stderr  # a dry run logs to stdout
+
+
+def error_lines(out) -> list[str]:
+    """What Snakemake printed, less its notice of the default workflow profile."""
+    return [line for line in (out.stdout + out.stderr).splitlines()
+            if line.strip() and not line.startswith("Using workflow specific profile")]
+
+
+def test_a_config_error_under_snakemake_is_one_line(tmp_path):
+    def typo(config):
+        config["seedz"] = config.pop("seeds")
+
+    path = write_config(tmp_path, "typo", typo)
+    out = snakemake("-n", "--configfile", path)
+    assert out.returncode == 2
+    assert error_lines(out) == [f"fpq: error: workflow config {path}: seedz: unknown key (did you mean 'seeds'?)"]
+
+
+def test_snakemakes_own_config_overrides_are_typed_as_yaml_would_type_them(tmp_path):
+    """`--config qat='{epochs: 2}' seeds='[0]'`: Snakemake hands the nested values over as strings."""
+    out = snakemake("-n", "-p", "--configfile", write_config(tmp_path, "ci"), "--config", "qat={epochs: 2}",
+                    "seeds=[0]")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    counts = job_counts(out.stdout)
+    assert counts["train_teacher"] == 1 and counts["train_qat"] == 9  # one seed of the CI grid
+    qat = re.findall(r"fpq qat --config-json '(\{.*?\})'", out.stdout)
+    assert len(qat) == 9 and {json.loads(c)["optim"]["epochs"] for c in qat} == {2}
+    assert {json.loads(c)["optim"]["lr"] for c in qat} == {_ci_config()["qat"]["lr"]}  # the file's other keys stay
+
+
+@pytest.mark.parametrize("override, said", [
+    ("qat={epochs: two}", "snakemake --config qat={epochs: two}: qat.epochs: 'two' is not of type 'integer'"),
+    ("seeds=[0, x]", "snakemake --config seeds=[0, x]: seeds.1: 'x' is not of type 'integer'"),
+    ("qat={epoch: 2}", "snakemake --config qat={epoch: 2}: qat.epoch: unknown key (did you mean 'qat.epochs'?)"),
+])
+def test_a_bad_config_override_is_blamed_on_the_override(tmp_path, override, said):
+    out = snakemake("-n", "--configfile", write_config(tmp_path, "ci"), "--config", override)
+    assert out.returncode == 2 and error_lines(out) == [f"fpq: error: {said}"]
 
 
 def test_a_failing_job_shows_its_fpq_error_on_the_console(tmp_path):

@@ -1,5 +1,6 @@
 """A workflow config's view of a grid (layer `plan`): the tables each grid feeds
-(`table_specs`), the runs and measurements a config plans (`grid`), the run index (`index`),
+(`table_specs`), the runs and measurements a config plans (`grid`; Snakemake's `--config` values typed and
+blamed by `overrides`), the run index (`index`),
 the cost in GPU-hours (`budget`, and `budget_breakdown` by architecture and stage), where a
 campaign stands (`progress` of one run folder, `status` of the grid), the checks the Snakefile makes
 when it is read (`checks`), the order its jobs start in (`order`), the GPU slot pool (`gpu_slots`)

@@ -128,15 +128,41 @@ def measurement_seconds(cfg: RunConfig, timings: dict, probes: int, batches: int
     return hessian_point_seconds(timing_row(timings, cfg.arch), probes, batches, batch_size)
 
 
-def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
-    timings = load_timings(timings_path)
+RULES = ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "index_runs",
+         "build_tables", "plot_figures", "all")  # the workflow's rules; `all` is the target, one job of no work
+
+
+def job_counts(config: dict) -> Counter:
+    """Jobs per rule, as `snakemake -n` counts them for this config with no result made yet (tested equal)."""
     plan = expand(config)
     runs = plan.runs
     jobs = Counter("train_teacher" if r.teacher_id is None else "train_qat" for r in runs.values())
     jobs["measure_hessian"], jobs["probe_variance"] = len(plan.hessian_ids), len(plan.variance_ids)
     jobs["fetch_data"] = len({(r.config.data.root, r.config.data.dataset) for r in runs.values()
                               if r.config.data.source == "torchvision"})
-    jobs["index_runs"] = jobs["build_tables"] = jobs["plot_figures"] = 1
+    jobs["index_runs"] = jobs["build_tables"] = jobs["plot_figures"] = jobs["all"] = 1
+    return jobs
+
+
+def installed_torch() -> str:
+    """The torch installed here, read without importing it (a budget is torch-free)."""
+    from importlib import metadata
+
+    try:
+        return f"torch {metadata.version('torch')}"
+    except metadata.PackageNotFoundError:
+        return "no torch"
+
+
+DEFAULT_GPUS = 4  # `fpq budget --gpus`'s default: a common GPU box
+
+
+def budget_report(config: dict, timings_path: str | Path, gpus: int = DEFAULT_GPUS) -> str:
+    """Jobs and GPU-hours per rule; `gpus` only divides the total into the wall-time line (`--gpus`)."""
+    timings = load_timings(timings_path)
+    plan = expand(config)
+    runs = plan.runs
+    jobs = job_counts(config)
     h = config["hessian"]
     final = FinalHessianConfig(h["final_probes"], h["final_batches"], h["batch_size"], h["seed"], h["eigen_iters"])
     seconds = Counter()
@@ -148,21 +174,26 @@ def budget_report(config: dict, timings_path: str | Path, gpus: int = 4) -> str:
                                                           final.batch_size) * gpu_share(timings, runs[rid].config.arch)
     used = {r.config.arch: timing_row(timings, r.config.arch) for r in runs.values()}
     estimated = sorted(arch for arch, row in used.items() if row.get("estimated"))
-    lines = [f"jobs: {sum(jobs.values())}  (timings: {timings['card']})"]
-    other = sorted(arch for arch, row in used.items() if row.get("source", timings["card"]) != timings["card"])
+    lines = [f"jobs: {sum(jobs.values())}  (as `snakemake -n` counts them, the target rule `all` included)",
+             f"timings: seconds per epoch measured on {timings['card']} (the torch they were measured with; "
+             f"installed here: {installed_torch()})"]
+    other = sorted(arch for arch, row in used.items()
+                   if row.get("source", timings["card"]) != timings["card"] and not row.get("estimated"))
     if other:
         lines.append("  timed elsewhere: " + "; ".join(f"{a}: {used[a]['source']}" for a in other))
-    for rule in ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "index_runs",
-                 "build_tables", "plot_figures"):
-        lines.append(f"  {rule:16s} {jobs[rule]:5d} jobs  {seconds[rule] / 3600:8.1f} GPU-hours")
+    for rule in RULES:
+        work = "(the target: no work)" if rule == "all" else f"{seconds[rule] / 3600:8.1f} GPU-hours"
+        lines.append(f"  {rule:16s} {jobs[rule]:5d} jobs  {work}")
     total = sum(seconds.values()) / 3600
-    lines.append(f"total: {total:.1f} GPU-hours on one card ({total / gpus:.1f} h wall on {gpus} GPUs if perfectly "
-                 f"packed)")
+    said = f"--gpus {gpus}, the default" if gpus == DEFAULT_GPUS else f"--gpus {gpus}"
+    lines.append(f"total: {total:.1f} GPU-hours on one card ({total / gpus:.1f} h wall on {gpus} GPUs ({said}) if "
+                 f"perfectly packed)")
     shared = {a: r for a, r in timings.get("concurrency", {}).items() if a in used}
     for arch, row in shared.items():
         mps = ", FPQ_MPS=1" if row.get("mps") else ""
         lines.append(f"  {arch}: {row['jobs']} jobs per GPU (FPQ_JOBS_PER_GPU={row['jobs']}{mps}, --resources "
                      f"gpu=<GPUs x {row['jobs']}>) give {row['speedup']:.2f}x the throughput (measured); counted above")
     if estimated:
-        lines.append(f"note: seconds/epoch of {', '.join(estimated)} are estimates, not measurements")
+        lines.append("note: estimates, not measurements: the seconds/epoch of "
+                     + "; ".join(f"{a} ({used[a]['source']})" for a in estimated))
     return "\n".join(lines)

@@ -2,10 +2,24 @@
 what to change, instead of a page of Snakemake's own exception about a missing file."""
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from fpq.errors import ConfigError
 from fpq.plan.grid import Plan
+
+
+@contextmanager
+def one_line_errors():
+    """A ConfigError raised while Snakemake reads the workflow ends it with the one `fpq: error: ...`
+    line and exit status 2, as the fpq command does: Snakemake would print it as `ConfigError in file
+    ...` followed by the traceback lines of the Snakefile and fpq."""
+    try:
+        yield
+    except ConfigError as err:
+        print(f"fpq: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_data_files(plan: Plan, source: str = "") -> None:

@@ -18,6 +18,7 @@ import yaml
 
 from fpq.config import DATASETS, ConfigError, HessianConfig, RunConfig, load_config, read_yaml_mapping
 from fpq.method.registry import METHODS
+from fpq.plan.overrides import apply_overrides, describe, overridden
 from fpq.plan.table_specs import GRID_TABLES
 from fpq.run.cell import Cell
 
@@ -153,13 +154,17 @@ def load_workflow_config(path: str | Path, overrides: dict | None = None) -> dic
     return prepare_workflow_config(config, source=f"workflow config {path}")
 
 
-def prepare_workflow_config(config: dict, source: str = "") -> dict:
+def prepare_workflow_config(config: dict, source: str = "", overrides: dict | None = None) -> dict:
     """Validate in place (defaults filled; ConfigError naming `source`, e.g. the file, and the
     first bad key) and resolve the `{name}` in the folders. The Snakefile and
-    load_workflow_config both end here."""
+    load_workflow_config both end here. `overrides`: Snakemake's --config values, typed here as
+    YAML types them (fpq.plan.overrides); a bad value under a key they set is blamed on --config."""
+    typed = apply_overrides(config, overrides) if overrides else {}
     try:
         validate_workflow_config(config)
     except ConfigError as err:
+        if any(overridden(path, typed) for path in getattr(err, "paths", [])):
+            source = describe(typed)
         raise ConfigError(f"{source}: {err}" if source else str(err)) from None
     for key in FOLDER_KEYS:
         config[key] = config[key].format(name=config["name"])
@@ -198,21 +203,29 @@ def validate_workflow_config(config: dict) -> None:
     unknown = [text for e in errors if e.validator == "additionalProperties"
                for text in _unknown_keys([str(p) for p in e.absolute_path], e)]
     if unknown:  # every unknown key at once: a second typo should not cost a second try
-        raise ConfigError("; ".join(unknown))
+        raise _config_error("; ".join(t for t, _ in unknown), [path for _, path in unknown])
     if errors:
         where = [str(p) for p in errors[0].absolute_path]
-        raise ConfigError(f"{'.'.join(where) or '(top level)'}: {errors[0].message}")
+        raise _config_error(f"{'.'.join(where) or '(top level)'}: {errors[0].message}", [where])
 
 
-def _unknown_keys(where: list[str], err) -> list[str]:
-    """"quant.w_bit: unknown key (did you mean 'quant.w_bits'?)" for each key of a mapping the schema lacks."""
+def _config_error(text: str, paths: list[list[str]]) -> ConfigError:
+    """A ConfigError that also carries the key paths it names (`paths`), for prepare_workflow_config's blame."""
+    err = ConfigError(text)
+    err.paths = paths
+    return err
+
+
+def _unknown_keys(where: list[str], err) -> list[tuple[str, list[str]]]:
+    """"quant.w_bit: unknown key (did you mean 'quant.w_bits'?)", with the key's path, for each key of a
+    mapping the schema lacks."""
     known = list(err.schema.get("properties", {}))
     extra = [str(k) for k in err.instance if k not in known] if isinstance(err.instance, dict) else []
     prefix, out = "".join(f"{p}." for p in where), []
     for key in extra:
         close = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
-        out.append(f"{prefix}{key}: unknown key{hint}")
+        out.append((f"{prefix}{key}: unknown key{hint}", [*where, key]))
     return out
 
 

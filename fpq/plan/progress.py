@@ -41,6 +41,7 @@ class Progress:
     wall_seconds: float = 0.0  # spent on training: a done run's wall time, else its logged epochs
     error: str = ""  # a failed run's error line
     where: str = ""  # host and pid of the last attempt
+    device: str = ""  # a done run's device type (metrics.json `device.type`: "cpu", "cuda"); "" unknown
 
     def describe(self) -> str:
         """One line for `fpq status`: what the run is doing, or why it stopped."""
@@ -130,8 +131,10 @@ def read_progress(folder: Path, run_id: str, epochs: int = 0, now: float | None 
     now = time.time() if now is None else now
     metrics = _json(folder / METRICS)
     if metrics is not None and metrics.get("status", "ok") == "ok":
+        device = metrics.get("device")
         return Progress(run_id, DONE, epochs or metrics.get("epochs", 0), epochs or metrics.get("epochs", 0),
-                        wall_seconds=float(metrics.get("wall_time_s") or 0.0))
+                        wall_seconds=float(metrics.get("wall_time_s") or 0.0),
+                        device=str(device.get("type", "")) if isinstance(device, dict) else "")
     if metrics is not None:
         return Progress(run_id, FAILED, epochs=epochs, error=first_line(metrics.get("error", "")))
     log = read_log(folder / LOG)

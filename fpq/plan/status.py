@@ -115,10 +115,20 @@ def format_status(status: Status) -> str:
 
 
 def gpu_hours_line(status: Status) -> str:
-    """What training has cost so far against what the budget (`fpq budget`) gave it."""
+    """What training has cost so far against what the budget (`fpq budget`) gave it, in GPU-hours, or
+    device-hours where a done run ran on a CPU (the budget is still GPU time); a part of 0.00 is left out."""
     done = sum(p.state == DONE for p in status.runs.values())
+    devices = sorted({p.device for p in status.runs.values() if p.device})
+    unit = "GPU-hours" if set(devices) <= {"cuda"} else f"device-hours (done runs on {' and '.join(devices)})"
     hours = lambda s: f"{s / 3600:.2f}"  # noqa: E731
-    return (f"GPU-hours of training: {hours(status.spent_done_s + status.spent_other_s)} spent — the {done} done runs "
-            f"{hours(status.spent_done_s)} (budgeted {hours(status.done_budget_s)}), the others "
-            f"{hours(status.spent_other_s)} so far; the plan's training budget {hours(status.budget_s)}, "
-            f"{hours(status.budget_s - status.done_budget_s)} of it for the runs not done")
+    shown = lambda s: hours(s) != "0.00"  # noqa: E731
+    parts = [f"the {done} done runs {hours(status.spent_done_s)}"
+             + (f" (budgeted {hours(status.done_budget_s)})" if shown(status.done_budget_s) else "")]
+    if shown(status.spent_other_s):
+        parts.append(f"the others {hours(status.spent_other_s)} so far")
+    line = f"{unit} of training: {hours(status.spent_done_s + status.spent_other_s)} spent — " + ", ".join(parts)
+    left = status.budget_s - status.done_budget_s
+    if shown(status.budget_s):
+        line += f"; the plan's training budget {hours(status.budget_s)}"
+        line += f", {hours(left)} of it for the runs not done" if shown(left) else ""
+    return line

@@ -19,6 +19,19 @@ class TableSpec:
     fp_row: bool = False  # the FP teacher as the first row of each arch
     dataset: str | None = None  # only this dataset's cells (Tables 4, 5)
     by_p: bool = False  # one row per SFP p (Table 3) instead of the main p only
+    label: str = ""  # what the report lists it as, after its number: "Table 2 — ablation"
+
+    @property
+    def report_label(self) -> str:
+        """
+        >>> TABLES[1].report_label
+        'Table 2 — ablation of SFP and CSD'
+        """
+        return f"Table {self.paper_table.removeprefix('table')} — {self.label}"
+
+    def fed_by(self, grids: dict) -> bool:
+        """Whether a plan's grids (grid -> [(cell, run id)], fpq.plan.grid.Plan.grids) give it a row."""
+        return any(self.dataset in (None, cell.dataset) for cell, _ in grids.get(self.grid, ()))
 
     def paper_method(self, method: str, p: float | None) -> str:
         """The method's name in reference_tables.csv: 'fpq', or 'fpq(p=0.3)' in the p sweep."""
@@ -26,15 +39,16 @@ class TableSpec:
 
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec("table1_sam", "LSQ+SAM vs FPQ, top-1 (%)", "table1", "sam", ("lsq+sam", "fpq"), fp_row=True),
+    TableSpec("table1_sam", "LSQ+SAM vs FPQ, top-1 (%)", "table1", "sam", ("lsq+sam", "fpq"), fp_row=True,
+              label="LSQ+SAM vs FPQ"),
     TableSpec("table2_ablation", "Ablation of SFP and CSD, top-1 (%)", "table2", "ablation",
-              ("lsq", "lsq+sfp", "lsq+csd", "fpq")),
+              ("lsq", "lsq+sfp", "lsq+csd", "fpq"), label="ablation of SFP and CSD"),
     TableSpec("table3_psweep", "FPQ's perturbation probability p (CSD on), top-1 (%)", "table3", "psweep",
-              ("fpq",), by_p=True),
+              ("fpq",), by_p=True, label="p sweep"),
     TableSpec("table4_cifar10", "CIFAR-10 top-1 (%)", "table4", "main", ("pact", "lsq", "lsq+", "kd", "fpq"),
-              fp_row=True, dataset="cifar10"),
+              fp_row=True, dataset="cifar10", label="CIFAR-10, every method"),
     TableSpec("table5_cifar100", "CIFAR-100 top-1 (%)", "table5", "main", ("pact", "lsq", "lsq+", "kd", "fpq"),
-              fp_row=True, dataset="cifar100"),
+              fp_row=True, dataset="cifar100", label="CIFAR-100, every method"),
 )
 
 GRID_TABLES: dict[str, list[TableSpec]] = {}

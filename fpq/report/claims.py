@@ -17,13 +17,16 @@ import pandas as pd
 
 from fpq.config import FP_BITS
 from fpq.method.registry import METHODS
+from fpq.report.flags import chance_mark, claim_footnote
 from fpq.report.formats import DASH, MEASURE, TOP1, Scale, distinct, pvalue
 from fpq.report.paper import paper_number
 from fpq.report.results import Collected, select, settings, unique_cells, values
 from fpq.report.stamp import stamp
 from fpq.report.stats import (
     DOES_NOT_HOLD,
+    DETECTS,
     HOLDS,
+    NO_SPREAD,
     NOT_DETECTED,
     SEEDS_CAP,
     UNDETERMINED,
@@ -39,7 +42,7 @@ P_OPTIMUM = (0.1, 0.5)
 ABLATION_ORDER = [("lsq+sfp", "lsq"), ("lsq+csd", "lsq"), ("lsq+csd", "lsq+sfp"), ("fpq", "lsq+sfp"),
                   ("fpq", "lsq+csd")]
 VERDICTS = (HOLDS, NOT_DETECTED, DOES_NOT_HOLD, UNDETERMINED)
-NUMBERS = ["95% CI", "p-value", "Test", "Detects ≥", "Paper's gain", "Seeds for it", "Verdict"]
+NUMBERS = ["95% CI", "p-value", "Test", DETECTS, "Paper's gain", "Seeds for it", "Verdict"]
 PAIR = ["Cell", "A", "B", "Gain of A"] + NUMBERS
 ABLATION = ["Cell", "Comparison", "Gain"] + NUMBERS
 PSWEEP = ["Cell", "Top-1 by p", "Best p", "Best inside vs outside", "Gain"] + NUMBERS
@@ -122,7 +125,8 @@ def beats(frame, main_p: float, a: str, b: str, column: str = "top1", higher: bo
         va, vb = (_cell_values(frame, m, main_p, *setting, column=column) for m in (a, b))
         if len(va) and len(vb):
             c = compare_seeds(va, vb, higher, paper_gain(ref, tables, *setting, a, b), bound=scale.bound)
-            rows.append([label(*setting), _stat(va, scale), _stat(vb, scale), scale.diff(c.gain), *numbers(c, scale)])
+            cell = label(*setting) + (chance_mark(setting[0], va, vb) if column == "top1" else "")
+            rows.append([cell, _stat(va, scale), _stat(vb, scale), scale.diff(c.gain), *numbers(c, scale)])
             outcomes.append(c)
     return rows, outcomes
 
@@ -135,7 +139,9 @@ def all_of(steps: list[Comparison]) -> Outcome:
     if DOES_NOT_HOLD in verdicts:
         return Outcome(DOES_NOT_HOLD, p, gain, "does not hold (a step does not)")
     if UNDETERMINED in verdicts:
-        return Outcome(UNDETERMINED, math.nan, gain, "undetermined (fewer than 2 seeds)")
+        flat = all(c.reason == NO_SPREAD for c in steps if c.verdict == UNDETERMINED)
+        return Outcome(UNDETERMINED, math.nan, gain,
+                       "undetermined (a step has no spread: no test)" if flat else "undetermined (fewer than 2 seeds)")
     if verdicts == {HOLDS}:
         return Outcome(HOLDS, p, gain, HOLDS)
     unseen = [c for c in steps if c.verdict == NOT_DETECTED]
@@ -155,7 +161,8 @@ def ablation(frame, main_p: float, ref=None) -> tuple[list[list[str]], list[Outc
                 c = compare_seeds(va, vb, paper_gain=paper_gain(ref, ("table2",), *setting, better, worse),
                                   bound=TOP1.bound)
                 steps.append(c)
-                rows.append([label(*setting), f"{method_label(better)} − {method_label(worse)}", TOP1.diff(c.gain),
+                rows.append([label(*setting) + chance_mark(setting[0], va, vb),
+                             f"{method_label(better)} − {method_label(worse)}", TOP1.diff(c.gain),
                              *numbers(c, TOP1)])
         if steps:
             whole = all_of(steps)
@@ -278,8 +285,9 @@ def legend(main_p: float) -> str:
         "the per-seed differences; a seed only one side has is left out, and the Test column says how many were. "
         "Only when no seed is shared is it **Welch's** t-test. 'Gain' is A − B (B − A for the Hessian "
         "trace and the output variance, where lower is better), with its 95% confidence interval and two-sided "
-        "p-value. 'Detects ≥' is the minimum detectable effect: the smallest true gain this design (its number "
-        "of seeds and spread) finds with 80% power at the 5% level (noncentral t). 'Paper's gain' is the same "
+        "p-value. 'This design detects' gives the minimum detectable effect: the smallest true gain this design (its "
+        "number of seeds and spread) finds with 80% power at the 5% level (noncentral t), or *no gain at all* where "
+        "even the largest the measure allows would not show. 'Paper's gain' is the same "
         "difference in the paper's table for this cell (config/reference_tables.csv); 'Seeds for it' is how many "
         "seeds this spread would need to find it with 80% power (paired: seeds; Welch: seeds per method).\n\n"
         "Verdicts, read from the 95% CI of the gain: *holds*: the CI lies above 0 (the gain's size may still "
@@ -288,7 +296,8 @@ def legend(main_p: float) -> str:
         "true gain of X or more would have shown 4 times in 5, a smaller one can hide in the seed noise; where "
         "even the largest gain the measure allows (top-1 cannot pass 100%, a trace or a variance 0) would not, "
         "it says *this design can detect no effect*, with the seeds and the spread that make it so. "
-        "*undetermined*: fewer than 2 seeds on a side, or fewer than 2 seeds shared. The ablation order holds "
+        "*undetermined*: fewer than 2 seeds on a side, or fewer than 2 seeds shared, or no spread (the same "
+        "difference on every seed, e.g. identical on every seed): a t-test needs a spread. The ablation order holds "
         "in a cell when every step "
         "holds; its p-value is the largest of its steps'. Across cells: the cells where the claim holds, and "
         "how many still hold after Holm's correction over that claim's cells (family-wise 5%).\n\n"
@@ -310,7 +319,7 @@ def claims_markdown(collected: Collected, ref: pd.DataFrame | None = None) -> st
     for i, claim in enumerate(found, 1):
         parts += [f"## {i}. {claim.title}", "", f"Across cells: {rollup(claim)}.", ""]
         parts += [claim.note, ""] if claim.note and claim.rows else []
-        parts += [_md_table(claim.header, claim.rows)]
+        parts += [_md_table(claim.header, claim.rows)] + claim_footnote(claim.rows)
     runs = collected.runs
     failed = [f"{r.run_id}: {r.error}" for r in runs[runs.status == "failed"].itertuples()]
     parts += _run_list("Failed runs", failed)

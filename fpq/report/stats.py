@@ -21,7 +21,9 @@ Verdicts on the directional claim "A beats B", decided on the 95% CI of the gain
   cell (the data exclude a gain as large as the paper's).
 - not detected: neither; the minimum detectable effect says which gains this design could see.
 - undetermined: fewer than 2 seeds on a side, or fewer than 2 shared seeds when paired (the gain
-  is then the difference of the means over every seed).
+  is then the difference of the means over every seed); or no spread at all (the same per-seed
+  difference on every seed, a tie on every seed above all): a t-test needs a spread, and a zero
+  one would print p = 1.0 and a CI of one point as if they were results.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 from scipy import optimize, stats
 
-from fpq.report.formats import TOP1, Scale
+from fpq.report.formats import DASH, TOP1, Scale
 
 ALPHA = 0.05  # two-sided level of the test, so the CI is 95%
 POWER = 0.8  # of the minimum detectable effect and of the seeds needed
@@ -39,6 +41,7 @@ SEEDS_CAP = 1000  # seeds needed beyond this print as "> 1000"
 
 HOLDS, DOES_NOT_HOLD, NOT_DETECTED, UNDETERMINED = "holds", "does not hold", "not detected", "undetermined"
 BELOW_ZERO, BELOW_PAPER = "below zero", "below the paper's gain"  # why a claim does not hold
+NO_SPREAD = "no spread"  # why a comparison with seeds enough is still undetermined
 
 
 @dataclass(frozen=True)
@@ -139,12 +142,12 @@ def _verdict(low: float, high: float, paper_gain: float) -> tuple[str, str]:
 
 def _from_moments(test: str, n_a: int, n_b: int, gain: float, se: float, df: float, paper_gain: float,
                   needed: int | None, spread: tuple[float, ...]) -> Comparison:
-    if se == 0:
-        p_value, low, high = (0.0 if gain else 1.0), gain, gain
-    else:
-        p_value = float(2 * stats.t.sf(abs(gain) / se, df))
-        half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
-        low, high = gain - half, gain + half
+    if se == 0:  # every seed gives the same difference: no spread, no test
+        nan = math.nan
+        return Comparison(test, n_a, n_b, gain, nan, nan, nan, nan, paper_gain, None, UNDETERMINED, NO_SPREAD, spread)
+    p_value = float(2 * stats.t.sf(abs(gain) / se, df))
+    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
+    low, high = gain - half, gain + half
     verdict, reason = _verdict(low, high, paper_gain)
     return Comparison(test, n_a, n_b, gain, low, high, p_value, mde(se, df), paper_gain, needed, verdict, reason,
                       spread)
@@ -187,7 +190,7 @@ def compare_seeds(a: pd.Series, b: pd.Series, higher_is_better: bool = True, pap
     if shared:
         diffs = (a.loc[shared] - b.loc[shared]) if higher_is_better else (b.loc[shared] - a.loc[shared])
         c = replace(paired(diffs, paper_gain), left_out=len(a) + len(b) - 2 * len(shared))
-        if c.verdict == UNDETERMINED:  # one pair, no test: the gain is that of the means of every seed
+        if c.verdict == UNDETERMINED and c.reason != NO_SPREAD:  # one pair, no test: the means of every seed
             c = replace(c, gain=float(a.mean() - b.mean()) if higher_is_better else float(b.mean() - a.mean()))
         reference = b.loc[shared]
     else:
@@ -233,9 +236,29 @@ def no_effect_text(c: Comparison, scale: Scale = TOP1) -> str:
             f"the measure allows here ({scale.value(c.room)}{scale.unit}) would not show 4 times in 5")
 
 
+DETECTS = "This design detects"  # the column of the minimum detectable effect; a cell ends the sentence
+
+
 def detects_text(c: Comparison, scale: Scale = TOP1) -> str:
-    """The 'Detects ≥' column: the minimum detectable effect, or 'no effect' where none is possible."""
-    return "no effect" if c.blind else scale.value(c.mde)
+    """The DETECTS column, so that a row reads "This design detects ≥ 2.83" or "... no gain at all"
+    (where none is possible); — where there is no test.
+
+    >>> detects_text(paired([0.5, -0.5, 1.0])), detects_text(paired([1.0, 1.0]))
+    ('≥ 2.49', '—')
+    """
+    if math.isnan(c.mde):
+        return DASH
+    return "no gain at all" if c.blind else f"≥ {scale.value(c.mde)}"
+
+
+def no_spread_text(c: Comparison, scale: Scale = TOP1) -> str:
+    """
+    >>> no_spread_text(paired([0.0, 0.0])), no_spread_text(paired([1.5, 1.5, 1.5]))
+    ('identical on every seed: no spread, no test', 'the same gain on every seed (+1.50 points): no spread, no test')
+    """
+    if c.gain == 0:
+        return "identical on every seed: no spread, no test"
+    return f"the same gain on every seed ({scale.diff(c.gain)}{scale.unit}): no spread, no test"
 
 
 def verdict_text(c: Comparison, scale: Scale = TOP1) -> str:
@@ -252,6 +275,8 @@ def verdict_text(c: Comparison, scale: Scale = TOP1) -> str:
             return f"not detected ({no_effect_text(c, scale)})"
         return f"not detected (this design detects ≥ {scale.value(c.mde)}{scale.unit})"
     if c.verdict == UNDETERMINED:
+        if c.reason == NO_SPREAD:
+            return f"undetermined ({no_spread_text(c, scale)})"
         if c.left_out:
             return f"undetermined ({c.n_a} shared seed{'s' if c.n_a != 1 else ''}, fewer than 2 pairs)"
         return "undetermined (fewer than 2 seeds)"

@@ -19,11 +19,12 @@ from fpq.method.registry import METHODS, method_rank
 from fpq.plan.index import RunIndex
 from fpq.plan.table_specs import TABLES, TableSpec
 from fpq.report.claims import CLAIMS_TITLE, claims_markdown
+from fpq.report.flags import footnotes, row_flags
 from fpq.report.formats import acc, signed
 from fpq.report.html_page import page, rst_caption
 from fpq.report.paper import load_reference, paper_number
 from fpq.report.results import Collected, Stat, collect, select, settings, summarize
-from fpq.report.stamp import stamp
+from fpq.report.stamp import Stamp, stamp
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
 
 OURS, DELTA = "Ours (mean ± std)", "Δ (ours − paper)"
@@ -35,6 +36,7 @@ class Row:
     stat: Stat
     paper: float
     note: str  # the paper's note on its number, if any
+    flags: str = ""  # fpq.report.flags markers on our number (chance level, a teacher's seeds far apart)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
             sel = select(mine, dataset=dataset, arch=arch, method="fp")
             used.append(sel)
             rows.append(Row({**lead, "Bits": "FP", "Method": "FP"}, summarize(sel),
-                            *paper_number(ref, spec.paper_table, dataset, arch, "fp", FP_BITS, FP_BITS)))
+                            *paper_number(ref, spec.paper_table, dataset, arch, "fp", FP_BITS, FP_BITS),
+                            flags=_flags(sel, dataset, teacher=True)))
         setting = select(mine, dataset=dataset, arch=arch, w_bits=w, a_bits=a)
         for method in row_methods(spec, set(setting.method)):
             ps = sorted(setting[setting.method == method].p.dropna().unique()) if spec.by_p else (
@@ -76,10 +79,15 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
                 used.append(sel)
                 label = {"p": f"{p:g}"} if spec.by_p else {"Method": method_label(method)}
                 rows.append(Row({**lead, "Bits": bits_label(w, a), **label}, summarize(sel),
-                                *paper_number(ref, spec.paper_table, dataset, arch, spec.paper_method(method, p), w, a)))
+                                *paper_number(ref, spec.paper_table, dataset, arch, spec.paper_method(method, p), w, a),
+                                flags=_flags(sel, dataset, teacher=False)))
     picked = pd.concat(used) if used else mine.iloc[:0]
     missing = list(dict.fromkeys(picked.loc[picked.status == "missing", "run_id"]))
     return Table(spec, rows, missing, list(dict.fromkeys(picked.run_id)))
+
+
+def _flags(rows: pd.DataFrame, dataset: str, teacher: bool) -> str:
+    return row_flags(list(rows.loc[rows.status == "ok", "top1"].dropna()), dataset, teacher)
 
 
 def fmt_stat(s: Stat, pm: str = "±") -> str:
@@ -101,13 +109,23 @@ def _records(table: Table, mark) -> list[dict]:
     for row in table.rows:
         diff = row.stat.mean - row.paper if row.stat.n and not math.isnan(row.paper) else math.nan
         paper = acc(row.paper) + (mark(marks[row.note]) if row.note and not math.isnan(row.paper) else "")
-        out.append({**row.labels, OURS: fmt_stat(row.stat), "n": str(row.stat.n), "Paper": paper, DELTA: signed(diff)})
+        ours = fmt_stat(row.stat) + (f" {row.flags}" if row.flags else "")
+        out.append({**row.labels, OURS: ours, "n": str(row.stat.n), "Paper": paper, DELTA: signed(diff)})
     return out
 
 
 def describe(metric: str) -> str:
     return (f"Ours: {metric}-epoch test top-1, mean ± std over seeds (n seeds with a result). Paper: its "
             "single runs (config/reference_tables.csv); — where the paper has no such cell.")
+
+
+def no_grid_text(spec: TableSpec) -> str:
+    """Why a table has no runs at all: the run index lists every run its config plans, done or not.
+
+    >>> no_grid_text(TABLES[4]), no_grid_text(TABLES[0])
+    ('this config has no CIFAR-100 grid', 'this config has no sam grid')
+    """
+    return f"this config has no {DATASET_LABELS.get(spec.dataset, spec.dataset) if spec.dataset else spec.grid} grid"
 
 
 def to_markdown(table: Table, metric: str, title: str, made: str) -> str:
@@ -118,9 +136,12 @@ def to_markdown(table: Table, metric: str, title: str, made: str) -> str:
         frame = pd.DataFrame(records)
         align = ["left"] * (frame.shape[1] - 4) + ["right"] * 4
         lines.append(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
+    elif not table.run_ids:
+        lines.append(f"No runs for this table: {no_grid_text(table.spec)}.")
     else:
         lines.append("No runs for this table in the run index.")
     lines += [""] + [f"({m}) Paper: {note}." for note, m in _notes(table).items()]
+    lines += [""] + footnotes([r.flags for r in table.rows])
     if table.missing:
         lines += ["", f"Missing runs ({len(table.missing)}), expected but without a result:", ""]
         lines += [f"- {rid}" for rid in table.missing]
@@ -129,7 +150,8 @@ def to_markdown(table: Table, metric: str, title: str, made: str) -> str:
 
 def _tex(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("—", "--"), ("Δ", r"$\Delta$"), ("−", "$-$")):
+                 ("±", r"$\pm$"), ("—", "--"), ("Δ", r"$\Delta$"), ("−", "$-$"), ("†", r"$^\dagger$"),
+                 ("‡", r"$^\ddagger$"), ("×", r"$\times$")):
         text = text.replace(a, b)
     return text
 
@@ -151,6 +173,7 @@ def to_latex(table: Table, metric: str, made: str) -> str:
     notes = [f"\\textsuperscript{{{m}}}~{_tex(note)}." for note, m in _notes(table).items()]
     if notes:
         lines += [r"\par\smallskip\footnotesize Paper: " + " ".join(notes)]
+    lines += [r"\par\smallskip\footnotesize " + _tex(line) for line in footnotes([r.flags for r in table.rows])]
     lines += [r"\par\smallskip\footnotesize " + _tex(made) + "."]
     return "\n".join(lines + [r"\end{table}"]) + "\n"
 
@@ -173,7 +196,8 @@ def build_tables(results: Path, index: RunIndex, out: Path, reference: Path, met
     for spec in TABLES:
         table = build_table(spec, collected.entries, ref, index.main_p)
         title = f"{table_number(spec)}: {spec.title}"
-        made = stamp(collected, table.run_ids).line()
+        made = (stamp(collected, table.run_ids) if table.run_ids else
+                Stamp(collected.name or "unnamed", "", "", no_grid_text(spec), "", "")).line()
         written += write_page(out, spec.name, to_markdown(table, metric, title, made), title, made)
         written.append(write_text(out / f"{spec.name}.tex", to_latex(table, metric, made)))
     written += write_page(out, "claims", claims_markdown(collected, ref), CLAIMS_TITLE, stamp(collected).line())

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,21 @@ def test_a_measured_hessian_point_prices_the_trajectory():
     training = 200 * row["qat_teacher"]
     assert run_seconds(cfg, measured) == pytest.approx(training)  # a free point: the epochs alone
     assert run_seconds(cfg, plain) > training
+
+
+def test_the_budget_says_where_its_numbers_come_from():
+    """The wall-time line names the --gpus it divides by; an estimated row is listed as an estimate
+    only (not also as timed elsewhere); the timings' torch is said to be the measurement's."""
+    config = load_workflow_config(REPO / "config" / "ci.yaml")  # resnet20: an estimated row
+    report = budget_report(config, REPO / "config" / "epoch_seconds.yaml")
+    assert "h wall on 4 GPUs (--gpus 4, the default) if perfectly packed" in report
+    assert "h wall on 2 GPUs (--gpus 2) if" in budget_report(config, REPO / "config" / "epoch_seconds.yaml", gpus=2)
+    assert "timed elsewhere" not in report and "seconds/epoch of resnet20 (H100" in report
+    header = report.splitlines()[1]
+    measured = r"torch 2\.11\.0\+cu130 \(the torch they were measured with; installed here: (torch \S+|no torch)\)$"
+    assert re.search(measured, header), header
+    paper = budget_report(load_workflow_config(REPO / "config" / "paper.yaml"), REPO / "config" / "epoch_seconds.yaml")
+    elsewhere = next(line for line in paper.splitlines() if "timed elsewhere" in line)
+    estimated = next(line for line in paper.splitlines() if line.startswith("note: estimates"))
+    assert "mobilenetv2" in elsewhere and not any(a in elsewhere for a in ("resnet50", "mobilenetv1"))
+    assert "resnet50" in estimated and "mobilenetv1" in estimated

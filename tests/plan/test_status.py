@@ -122,6 +122,24 @@ def test_the_report_counts_each_cell_and_prices_the_time_spent(campaign):
                      r"others 0\.02 so far", text)
 
 
+def test_a_cpu_campaign_is_counted_in_device_hours_without_zero_parts(tmp_path):
+    """Every run done on a CPU in a minute (as config/ci.yaml): device-hours, and no "0.00" budget parts."""
+    config = workflow_config(tmp_path / "results", GRIDS, qat={"epochs": 1}, teacher={"epochs": 1})
+    for rid in expand(config).runs:
+        write_json(tmp_path / "results" / "runs" / rid / "metrics.json",
+                   {"run_id": rid, "status": "ok", "epochs": 1, "wall_time_s": 60.0, "device": {"type": "cpu"}})
+    line = format_status(read_status(config, TIMINGS)).splitlines()[-1]
+    assert line.startswith("device-hours (done runs on cpu) of training: 0.15 spent — the 9 done runs 0.15")
+    assert "0.00" not in line and "the others" not in line and "for the runs not done" not in line, line
+    config = workflow_config(tmp_path / "gpu", GRIDS, qat={"epochs": 200})
+    for rid in expand(config).runs:
+        write_json(tmp_path / "gpu" / "runs" / rid / "metrics.json",
+                   {"run_id": rid, "status": "ok", "epochs": 1, "wall_time_s": 600.0, "device": {"type": "cuda"}})
+    line = format_status(read_status(config, TIMINGS)).splitlines()[-1]
+    assert re.fullmatch(r"GPU-hours of training: 1\.50 spent — the 9 done runs 1\.50 \(budgeted [\d.]+\); the plan's "
+                        r"training budget [\d.]+", line), line
+
+
 def test_a_stale_log_on_another_host_is_a_stopped_run(tmp_path):
     other_host_log(tmp_path / "r", "r", age_s=3600)
     assert read_progress(tmp_path / "r", "r", 5).state == STOPPED

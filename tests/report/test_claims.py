@@ -49,7 +49,7 @@ def test_a_comparison_is_paired_by_seed_with_its_interval_the_papers_gain_and_th
     ci = sp.ttest_rel(fpq, lsq).confidence_interval()
     sd = float(np.std(np.subtract(fpq, lsq), ddof=1))
     assert row[3:8] == ["+1.00", f"[{ci.low:+.2f}, {ci.high:+.2f}]", f"{sp.ttest_rel(fpq, lsq).pvalue:#.2g}",
-                        "paired, n=3", f"{paired(np.subtract(fpq, lsq)).mde:.2f}"]
+                        "paired, n=3", f"≥ {paired(np.subtract(fpq, lsq)).mde:.2f}"]
     assert row[8:] == ["+1.56", f"n ≥ {seeds_needed(1.56, sd)}", "holds"]  # Table 2: 89.92 - 88.36
     (w4a4,) = cells(section(md, 1), "CIFAR-10 ResNet-18 W4A4")
     assert w4a4[8] == "+3.47"  # no W4A4 in Table 2: Table 4's 90.16 - 86.69
@@ -63,7 +63,7 @@ def test_a_failed_seed_leaves_the_comparison_paired_on_the_shared_seeds_and_says
     lsq = [90.0 + e for e in SEED_EFFECT[:2]]
     fpq = [x + g for x, g in zip(lsq, OVER_LSQ["fpq"][:2])]
     assert row[3] == f"{np.mean(np.subtract(fpq, lsq)):+.2f}"  # the gain over the shared seeds 0 and 1
-    assert row[7] == f"{paired(np.subtract(fpq, lsq)).mde:.2f}"
+    assert row[7] == f"≥ {paired(np.subtract(fpq, lsq)).mde:.2f}"
 
 
 def test_no_shared_seed_makes_the_comparison_welch(tmp_path):
@@ -79,13 +79,49 @@ def test_a_design_that_can_detect_nothing_says_so_instead_of_an_impossible_numbe
     swing = {"lsq": [0.0, 0.0, 0.0], "fpq": [40.0, -40.0, 5.0]}
     wild = lambda c: 20.0 + swing.get(c.method, [0.0] * 3)[c.seed] + (0 if c.method in swing else 1)  # noqa: E731
     (row,) = cells(section(claims_of(tmp_path, wild), 1), "CIFAR-10 ResNet-18 W2A4")
-    assert row[7] == "no effect"
+    assert row[7] == "no gain at all"
     assert row[-1].startswith("not detected (this design can detect no effect: with 3 paired seeds and a spread "
                               "of 40.10 points (std of the per-seed differences)")
     assert "(80.00 points)" in row[-1]
     assert paired(np.array(swing["fpq"])).mde > 80.0  # the number the row no longer prints
     numbers = [float(x) for x in re.findall(r"(?<![\w.])\d+\.\d\d", row[-1])]
     assert max(numbers) <= 100.0
+
+
+def test_the_detects_column_and_its_cells_read_as_a_sentence(tmp_path):
+    md = claims_of(tmp_path)
+    header = [c.strip() for c in section(md, 1).splitlines()[4].strip("|").split("|")]
+    (row,) = cells(section(md, 1), "CIFAR-10 ResNet-18 W2A4")
+    said = f"{header[7]} {row[7]}"
+    assert re.fullmatch(r"This design detects ≥ \d+\.\d\d", said), said
+
+
+def test_methods_tied_on_every_seed_give_no_test_and_say_so(tmp_path):
+    """LSQ+SFP equal to LSQ on every seed (as the CI config's chance-level runs were): no spread, so no
+    p = 1.0, no CI of one point, no "detects ≥ 0.00"; the row says why, the roll-up counts it undetermined."""
+    def tied(c):
+        return 90.0 + SEED_EFFECT[c.seed] + (0.0 if c.method == "lsq+sfp" else OVER_LSQ[c.method][c.seed])
+
+    ablation = section(claims_of(tmp_path, tied), 7)
+    rows = {r[1]: r for r in cells(ablation, "CIFAR-10 ResNet-18 W2A4")}
+    step = rows["LSQ+SFP − LSQ"]
+    assert step[2] == "+0.00" and step[3:6] == ["—", "—", "paired, n=3"] and step[6] == "—"
+    assert step[-1] == "undetermined (identical on every seed: no spread, no test)"
+    assert rows["the whole order"][-1] == "undetermined (a step has no spread: no test)"
+    assert "p 1.0" not in ablation and "| 1.0 " not in ablation and "0.00" not in step[6]
+    assert re.search(r"Across cells: holds in 0 of 1 cell, 0 after Holm's correction \(1 undetermined\)", ablation)
+
+
+def test_a_cell_at_chance_level_is_flagged_in_the_claims(tmp_path):
+    """The CI config's case: every run near the 10% of guessing on CIFAR-10. Each claim row of the cell
+    carries the chance mark and the claim a footnote saying what it means; a healthy cell neither."""
+    md = claims_of(tmp_path, lambda c: top1(c) - 78.0)  # 10.5-18 %: the lower seeds at chance
+    (row,) = cells(section(md, 1), "CIFAR-10 ResNet-18 W2A4")
+    assert row[0] == "CIFAR-10 ResNet-18 W2A4 †"
+    assert all(r[0].endswith("†") for r in cells(section(md, 7), "CIFAR-10 ResNet-18 W2A4")[:-1])
+    assert section(md, 1).count("\n† At chance level: a seed of this row has top-1 at most 1.5 ×") == 1
+    healthy = claims_of(tmp_path / "healthy")
+    assert "†" not in healthy and "chance" not in healthy
 
 
 def test_the_rollup_counts_cells_after_holms_correction_and_reads_grammatically(tmp_path):

@@ -102,4 +102,6 @@ def test_each_table_is_stamped_with_its_own_runs(built):
     t5 = (tmp / "tables" / "table5_cifar100.md").read_text()
     assert "CIFAR-100 (torchvision download into data), 50,000 train / 10,000 test images" in t5
     assert "CIFAR-10 (" not in t5  # the ablation's CIFAR-10 runs made none of Table 5
-    assert "Made from config synthetic · no run has a result yet" in (tmp / "tables" / "table1_sam.md").read_text()
+    t1 = (tmp / "tables" / "table1_sam.md").read_text()  # no sam grid in this config: it says so, not "no result yet"
+    assert "Made from config synthetic · this config has no sam grid" in t1
+    assert "No runs for this table: this config has no sam grid." in t1

@@ -27,17 +27,23 @@ GRIDS = {
 }
 
 
+def jitter(cell) -> float:
+    """Under 0.001, so no printed mean or std moves, but no two methods differ by the same amount on
+    every seed: a comparison with no spread at all is no test (fpq.report.stats)."""
+    return 0.0001 * ((list(BASE_TOP1).index(cell.method) * cell.seed) % 11)
+
+
 def top1(cell):
     """Seeds 0, 1, 2 -> base - 0.2, base, base + 0.2 (std 0.2); FPQ gains 0.5 per unit of p above 0.1."""
     gain = 5 * (cell.p - 0.1) if cell.method == "fpq" else 0.0
-    return BASE_TOP1[cell.method] + gain + 0.2 * (cell.seed - 1)
+    return BASE_TOP1[cell.method] + gain + 0.2 * (cell.seed - 1) + jitter(cell)
 
 
 @pytest.fixture
 def tables(tmp_path):
     config = workflow_config(tmp_path / "results", GRIDS)
-    index = write_results(config, top1, trace=lambda c: 3000.0 + c.seed if c.method == "fpq" else 5000.0 + c.seed,
-                          variance=lambda c: {"fp": 1.0, "lsq": 3.0, "fpq": 2.0}[c.method] + 0.1 * c.seed)
+    index = write_results(config, top1, trace=lambda c: (3000.0 if c.method == "fpq" else 5000.0) + c.seed + jitter(c),
+                          variance=lambda c: {"fp": 1.0, "lsq": 3.0, "fpq": 2.0}[c.method] + 0.1 * c.seed + jitter(c))
     out = tmp_path / "tables"
     build_tables(tmp_path / "results", index, out, REFERENCE)
     return out
@@ -124,6 +130,28 @@ def test_only_the_runs_of_the_index_count(tmp_path):
     ablation = rows(read(tmp_path / "tables", "table2_ablation.md"))
     assert [r[5] for r in ablation] == ["1"] * 4 and ablation[0][4] == "89.80"
     assert "No runs for this table" in read(tmp_path / "tables", "table4_cifar10.md")  # the other config's runs
+
+
+def test_a_run_at_chance_level_and_a_teacher_with_seeds_far_apart_are_flagged_in_the_table(tmp_path):
+    """The CI config's case: QAT runs at 14.33 and 9.00 on CIFAR-10 (chance: 10%), teachers at 14 and 40
+    (apart by more than half their mean). Each row gets its marker and the table one footnote per marker;
+    a healthy table gets neither."""
+    grid = {"main": {"datasets": ["cifar10"], "archs": ["resnet20"], "bits": ["w2a4"], "methods": ["lsq", "fpq"]}}
+    config = workflow_config(tmp_path / "results", grid, seeds=[0, 1])
+    low = {"fp": [14.0, 40.0], "lsq": [14.33, 30.0], "fpq": [9.0, 9.0]}
+    index = write_results(config, lambda c: low[c.method][c.seed])
+    build_tables(tmp_path / "results", index, tmp_path / "tables", REFERENCE)
+    md = read(tmp_path / "tables", "table4_cifar10.md")
+    ours = {r[2]: r[3] for r in rows(md)}
+    assert ours == {"FP": "27.00 ± 18.38 †‡", "LSQ": "22.16 ± 11.08 †", "FPQ": "9.00 ± 0.00 †"}, ours
+    assert md.count("\n† At chance level: a seed of this row has top-1 at most 1.5 × the 100/classes %") == 1
+    assert md.count("\n‡ The teacher's seeds differ by more than half their mean") == 1
+    tex = read(tmp_path / "tables", "table4_cifar10.tex")
+    assert "27.00 $\\pm$ 18.38 $^\\dagger$$^\\ddagger$" in tex and "$^\\dagger$ At chance level" in tex
+    config = workflow_config(tmp_path / "healthy", {"main": grid["main"]})
+    build_tables(tmp_path / "healthy", write_results(config, top1), tmp_path / "healthy_tables", REFERENCE)
+    healthy = read(tmp_path / "healthy_tables", "table4_cifar10.md")
+    assert "95.00 ± 0.20" in healthy and not {"†", "‡", "chance"} & set(re.findall(r"†|‡|chance", healthy))
 
 
 def test_failed_runs_are_counted_as_failed_and_never_as_missing(tmp_path):

@@ -7,13 +7,14 @@ import snakemake.rules as workflow_rules
 
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json, to_dict
-from fpq.plan.checks import check_data_files
+from fpq.plan.checks import check_data_files, one_line_errors
 from fpq.plan.grid import expand as expand_plan
 from fpq.plan.order import job_priority, stage_priority
 
-PLAN = expand_plan(config)
+with one_line_errors():
+    PLAN = expand_plan(config)
+    check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 CALLABLE_PRIORITY = hasattr(workflow_rules.Rule, "expand_priority")
-check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 RUNS = PLAN.runs
 RESULTS = config["results"]
 TEACHER_IDS, QAT_IDS = PLAN.ids("teacher"), PLAN.ids("qat")
@@ -83,9 +84,11 @@ def config_json():
     return json.dumps(config, sort_keys=True)
 
 
-def in_report(path, category):
+def in_report(path, category, label):
     """The report shows this file (an HTML page or a PNG) under its caption file <name>.caption.rst,
-    written beside it by the same job (title and provenance stamp); absolute, as the caption is
-    read from the output folder, not from workflow/rules/."""
+    written beside it by the same job (title and provenance stamp; absolute, as the caption is read
+    from the output folder, not from workflow/rules/), listed by its label ("Table 2 — ablation of SFP
+    and CSD") in its category (Tables, Claims, Figures), under a subcategory naming the config."""
     caption = os.path.abspath(os.path.splitext(path)[0] + ".caption.rst")
-    return report(path, caption=caption, category=category)
+    return report(path, caption=caption, category=category, subcategory=f"config {config['name']}",
+                  labels={"name": label})
