@@ -163,3 +163,49 @@ def test_fpq_trains_through_the_kernels_with_its_noise_inside():
     student.train()
     noisy.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in student.parameters() if p.requires_grad)
+
+
+def test_a_graphed_step_through_the_kernels_draws_everything_on_the_device(monkeypatch):
+    """What a CUDA-graph capture needs of the kernel path, on the CPU: FPQ's whole step (SFP's gate
+    and seed, the quantizers, CSD) with the capturable gate calls no `.item()` (a capture refuses a
+    host sync), and replaying it through the stand-in graph equals the eager kernel step."""
+    from fpq.run.step import TrainStep, set_capturable
+    from tests.run.test_graph_step import ReplayByCall
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 16, 16, generator=gen)
+    y = torch.randint(0, 10, (2,), generator=gen)
+    losses = {}
+    for graph in (False, True):
+        student, teacher = quantized_resnet20("fpq", x)
+        attach_sfp(student, 0.5)
+        set_kernels(student, "triton")
+        set_capturable(student, True)
+        objective = Objective(METHODS["fpq"], QuantConfig(w_bits=2, a_bits=4, sfp_p=0.5), student, teacher,
+                              kernels="triton")
+        optimizer = torch.optim.SGD(student.parameters(), lr=0.01)
+        step = TrainStep(objective, optimizer, student, None, graph=graph, backend=ReplayByCall() if graph else None)
+        torch.manual_seed(3)
+        with monkeypatch.context() as m:
+            m.setattr(torch.Tensor, "item", lambda self: pytest.fail("host sync in the kernel path's step"))
+            losses[graph] = [step(x, y)[0].detach().clone() for _ in range(4)]
+    assert all(torch.equal(a, b) for a, b in zip(losses[False], losses[True]))
+
+
+def test_the_ops_trace_under_torch_compile():
+    """torch.compile (aot_eager: the fake kernels trace the graph, autograd included) gives the
+    eager op's values and gradients."""
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    step, offset = torch.tensor(0.3, requires_grad=True), torch.tensor(7.0)
+    zt = torch.randn(2, 4, 6, 6)
+
+    def loss(x, step):
+        return ops.fake_quant(x, step, offset, 15, 0.1).square().mean() + ops.csd_layer(x, zt)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, backend="aot_eager", fullgraph=True)
+    got = compiled(x, step)
+    want = loss(x, step)
+    assert torch.equal(got, want)
+    g_got, g_want = torch.autograd.grad(got, [x, step]), torch.autograd.grad(want, [x, step])
+    assert all(torch.equal(a, b) for a, b in zip(g_got, g_want))
