@@ -17,6 +17,9 @@ TABLE_FILES = [f"{TABLES}/{spec.name}.tex" for spec in TABLE_SPECS] + [
 TABLE_PAGES = [f"{TABLES}/{name}.html" for name in PAGES]
 FIGURE_FILES = [f"{FIGURES}/{name}.{ext}" for name in FIGURE_NAMES for ext in ("pdf", "caption.rst")]
 FIGURE_IMAGES = [f"{FIGURES}/{name}.png" for name in FIGURE_NAMES]
+# The committed blocks of the study, pooled into the tables and figures (their run.json: a new block reruns them).
+BLOCK_FILES = [str(b.path / "run.json") for b in read_blocks(config["blocks"])]
+POOL = f"--blocks {config['blocks']} " if BLOCK_FILES else ""
 RESULT_FILES = (
     expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=RUNS)
     + expand(f"{RESULTS}/runs/{{run}}/hessian.json", run=HESSIAN_IDS)
@@ -42,6 +45,7 @@ rule build_tables:
         index=INDEX,
         results=RESULT_FILES,
         reference=config["reference"],
+        blocks=BLOCK_FILES,
     output:
         [in_report(f, "Tables") for f in TABLE_PAGES],
         TABLE_FILES,
@@ -54,13 +58,14 @@ rule build_tables:
         f"{TABLES}/tables.log",
     shell:
         "fpq tables --index {input.index} --results {params.results} --out {params.out}"
-        " --reference {input.reference} > {log} 2>&1"
+        " --reference {input.reference} {POOL}> {log} 2>&1"
 
 
 rule plot_figures:
     input:
         index=INDEX,
         results=RESULT_FILES,
+        blocks=BLOCK_FILES,
     output:
         [in_report(f, "Figures") for f in FIGURE_IMAGES],
         FIGURE_FILES,
@@ -72,4 +77,4 @@ rule plot_figures:
     log:
         f"{FIGURES}/figures.log",
     shell:
-        "fpq figures --index {input.index} --results {params.results} --out {params.out} > {log} 2>&1"
+        "fpq figures --index {input.index} --results {params.results} --out {params.out} {POOL}> {log} 2>&1"
