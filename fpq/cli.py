@@ -17,6 +17,7 @@ from fpq.errors import BAD_INPUT, ConfigError
 
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 DEFAULT_CONFIG = "config/config.yaml"
+SITTING_S = 660  # fpq.plan.sittings.SITTING_S (not imported: argument parsing stays light)
 PROJECT = Path(__file__).resolve().parent.parent  # where the Snakefile, config/ and workflow/ live
 
 
@@ -112,18 +113,19 @@ def cmd_variance(args) -> int:
     return 0
 
 
-def _workflow_config(args) -> dict:
+def _workflow_config(args, sitting: bool = True) -> dict:
     """A workflow config from --config-json (the workflow, run in the project) or --configfile
     (found from anywhere); relative folders in it are relative to the project, where Snakemake runs."""
     from fpq.plan.blocks import sitting_config
     from fpq.plan.grid import FOLDER_KEYS, load_workflow_config, prepare_workflow_config
 
     if getattr(args, "config_json", None):
-        return sitting_config(prepare_workflow_config(json.loads(args.config_json)))
+        config = prepare_workflow_config(json.loads(args.config_json))
+        return sitting_config(config) if sitting else config
     config = load_workflow_config(project_file(args.configfile or DEFAULT_CONFIG, "workflow config"))
     for key in FOLDER_KEYS + ("reference",) + (("blocks",) if config["blocks"] else ()):
         config[key] = str(PROJECT / config[key])  # an absolute path stays as it is
-    return sitting_config(config)  # with blocks: the seeds no block finished
+    return sitting_config(config) if sitting else config  # with blocks, a sitting: the seeds no block finished
 
 
 def _index(args):
@@ -198,10 +200,16 @@ def cmd_budget(args) -> int:
     from fpq.plan.budget import budget_report
     from fpq.plan.budget_breakdown import breakdown_report
 
+    from fpq.plan.blocks import sitting_config
+    from fpq.plan.sittings import sittings_report
+
     timings = project_file(args.timings, "timings file")
-    config = _workflow_config(args)
+    study = _workflow_config(args, sitting=False)
+    config = sitting_config(study)  # with blocks: the next sitting's seeds
     print(budget_report(config, timings, args.gpus))
     print(breakdown_report(config, timings))
+    if study["blocks"] or args.sitting_s:
+        print(sittings_report(study, timings, args.sitting_s or SITTING_S))
     return 0
 
 
@@ -243,7 +251,7 @@ def cmd_unpack(args) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         unpack(args.archive, tmp)
-        block = make_block(tmp, args.into)
+        block = make_block(tmp, args.into, origin=args.archive)
     print(f"{block.path}: block {block.name}, {block.info['finished_runs']} finished runs "
           f"(teacher top-1 {', '.join(f'{v:.2f}%' for v in block.info['teacher_top1'].values()) or '—'})")
     return 0
@@ -354,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(p, with_index=False)
     p.add_argument("--timings", default="config/epoch_seconds.yaml")
     p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line")
+    p.add_argument("--sitting-s", type=POSITIVE, help=f"price the study in sittings (blocks) of this many GPU "
+                                                      f"seconds (default {SITTING_S} where the config has blocks)")
     p = sub.add_parser("status", help="where a campaign stands: runs done / running (epoch, ETA) / stopped / "
                                       "failed (error) / missing per grid and cell, GPU-hours spent vs budget")
     _source_args(p, with_index=False)

@@ -136,16 +136,18 @@ def block_name(info: dict, root: Path) -> str:
     return name
 
 
-def make_block(unpacked: str | Path, root: str | Path) -> Block:
+def make_block(unpacked: str | Path, root: str | Path, origin: str | None = None) -> Block:
     """A block under `root` from a results pack unpacked into `unpacked` (results/, run.json): its
-    index and the files of each run it finished; runs the time box left unfinished are dropped."""
+    index and the files of each run it finished; runs the time box left unfinished are dropped.
+    `origin` names the pack in errors (default: the folder)."""
     unpacked, root = Path(unpacked), Path(root)
+    origin = origin or str(unpacked)
     results = unpacked / "results"
     index = read_index(results / "index.json")
     info = json.loads((unpacked / "run.json").read_text()) if (unpacked / "run.json").is_file() else {}
     finished = [rid for rid in index.runs if (results / "runs" / rid / "metrics.json").is_file()]
     if not finished:
-        raise DataError(f"{unpacked}: no run of the pack finished (no metrics.json): nothing to make a block of")
+        raise DataError(f"{origin}: no run of the pack finished (no metrics.json): nothing to make a block of")
     info = _block_info(results, index, info, finished)
     root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".block-", dir=root))  # hidden: read_blocks skips it

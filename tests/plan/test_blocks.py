@@ -1,6 +1,7 @@
 """Blocks (fpq.plan.blocks): made from a pack with only the finished runs, named <date>-<gpu>, and
 the seeds they finished taken out of the next sitting's plan."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,22 @@ def test_fpq_unpack_block_from_a_pack_and_the_errors(tmp_path, capsys):
     assert not (tmp_path / "other").exists() or not list((tmp_path / "other").iterdir())
     assert main(["tables", "--blocks", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "--blocks " in capsys.readouterr().err
+
+
+def test_the_budget_prices_the_seeds_left_block_by_block(tmp_path, capsys):
+    """Teacher first, then whole seeds: a longer sitting fits more seeds; too short a one fits none."""
+    from fpq.plan.sittings import sittings_report
+
+    config = sitting(tmp_path / "pack", unfinished=("resnet18_cifar10_w2a4_lsq_s1", "resnet18_cifar10_w2a4_lsq_s2"))
+    make_block(tmp_path / "pack", tmp_path / "blocks")
+    config["blocks"] = str(tmp_path / "blocks")
+    timings = Path(__file__).resolve().parents[2] / "config" / "epoch_seconds.yaml"
+    report = sittings_report(config, timings, 10_000)
+    assert "1 block committed, seed 0 finished" in report and "need 1 sitting" in report
+    seed = float(re.search(r"whole seeds of (\d+) s", report)[1])
+    teacher = float(re.search(r"its teacher (\d+) s", report)[1])
+    assert "1 seed a sitting" in sittings_report(config, timings, teacher + seed * 1.5)
+    assert "need 2 sittings" in sittings_report(config, timings, teacher + seed * 1.5)
+    assert "no whole seed fits" in sittings_report(config, timings, teacher + seed * 0.5)
+    config["seeds"] = [0]
+    assert "no sitting left" in sittings_report(config, timings)
