@@ -160,7 +160,7 @@ def _collected(args, key: str, metric: str = "final"):
     """What tables and figures read: one results folder, or every block of the study pooled
     (`--blocks`, or the config's `blocks:`) with the sitting in progress, if any; `--blocks` alone:
     the blocks only."""
-    from fpq.plan.blocks import read_blocks
+    from fpq.plan.blocks import blocks_folder, read_blocks
     from fpq.report.pooling import pool
     from fpq.report.results import collect
 
@@ -171,7 +171,7 @@ def _collected(args, key: str, metric: str = "final"):
                               f"results/: `fpq unpack PACK --block --into {args.blocks}`)")
         return pool(blocks, None, metric), None, Path(args.out or key)
     index, config, results, out = _folders(args, key)
-    blocks = read_blocks(args.blocks or (config or {}).get("blocks"))
+    blocks = read_blocks(args.blocks or (blocks_folder(config) if config else None))
     if not blocks:
         return collect(results, index, metric), config, out
     return pool(blocks, (results, index) if index.runs else None, metric), config, out
@@ -201,15 +201,15 @@ def cmd_budget(args) -> int:
     from fpq.plan.budget_breakdown import breakdown_report
 
     from fpq.plan.blocks import sitting_config
-    from fpq.plan.sittings import sittings_report
+    from fpq.plan.sittings import study_report
 
     timings = project_file(args.timings, "timings file")
     study = _workflow_config(args, sitting=False)
     config = sitting_config(study)  # with blocks: the next sitting's seeds
     print(budget_report(config, timings, args.gpus))
     print(breakdown_report(config, timings))
-    if study["blocks"] or args.sitting_s:
-        print(sittings_report(study, timings, args.sitting_s or SITTING_S))
+    if study["blocks"] or study["qat_schedule"] or args.sitting_s:
+        print(study_report(study, timings, args.sitting_s or SITTING_S))
     return 0
 
 
@@ -254,6 +254,13 @@ def cmd_unpack(args) -> int:
         block = make_block(tmp, args.into, origin=args.archive)
     print(f"{block.path}: block {block.name}, {block.info['finished_runs']} finished runs "
           f"(teacher top-1 {', '.join(f'{v:.2f}%' for v in block.info['teacher_top1'].values()) or '—'})")
+    return 0
+
+
+def cmd_schedule(args) -> int:
+    from fpq.report.schedule import build_schedule
+
+    print("\n".join(str(p) for p in build_schedule(args.blocks, args.out)))
     return 0
 
 
@@ -380,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block", action="store_true",
                    help="make the pack a block of a study in --into: <date>-<gpu>/ with run.json and the finished "
                         "runs' results (no tables, no figures; unfinished runs dropped)")
+    p = sub.add_parser("schedule", help="a schedule study (qat_schedule): FPQ - LSQ against QAT epochs, from the "
+                                        "blocks of each point (<blocks>/q<epochs>/)")
+    p.add_argument("--blocks", required=True, help="the study's blocks folder (e.g. reference/schedule)")
+    p.add_argument("--out", required=True, help="folder for schedule.md and schedule_gain.png|pdf")
     p = sub.add_parser("fetch-data", help="download CIFAR with torchvision and convert it to <root>/<dataset>.npz")
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
     p.add_argument("--root", default="data")
@@ -391,8 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
             "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
             "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget, "status": cmd_status,
-            "runs": cmd_runs, "pack": cmd_pack, "unpack": cmd_unpack, "fetch-data": cmd_fetch_data,
-            "gpu-slot": cmd_gpu_slot}
+            "runs": cmd_runs, "pack": cmd_pack, "unpack": cmd_unpack, "schedule": cmd_schedule,
+            "fetch-data": cmd_fetch_data, "gpu-slot": cmd_gpu_slot}
 
 
 def main(argv: list[str] | None = None) -> int:

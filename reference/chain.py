@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from fpq.io import write_json  # noqa: E402
-from fpq.plan.blocks import sitting_config  # noqa: E402
+from fpq.plan.blocks import blocks_folder, sitting_config  # noqa: E402
 from fpq.plan.grid import expand, load_workflow_config  # noqa: E402
 
 
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
     elif argv[0] == "results":
         print(config["results"])
     elif argv[0] == "blocks":
-        print(config["blocks"])
+        print(blocks_folder(config))
     elif argv[0] == "pack":
         from fpq.plan.archive import pack
 

@@ -6,7 +6,8 @@
 #   device, at once (the machine keeps git-ignored outputs ~30 s after a call):
 #            run(command="CONTINUATION=1 BUDGET_S=<budget_left_s - 60> bash reference/run_gpu.sh",
 #                carry=[".devdata"], timeout_s=<BUDGET_S + 30>)
-#   here:    fpq unpack <files_at>/reference.tar.gz --into reference/   (the last call's pack)
+#   here:    fpq unpack <files_at>/reference.tar.gz --block --into reference/blocks   (the last call's pack
+#            becomes the study's next block: a config with `blocks:` trains only the seeds no block finished)
 # A second call continues the first's DAG: finished jobs stay done (their outputs are still there),
 # an interrupted training resumes from its last epoch's checkpoint (--rerun-incomplete).
 # Each call is time-boxed: at the box Snakemake gets SIGTERM (it starts no new job), GRACE_S later

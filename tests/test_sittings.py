@@ -5,7 +5,9 @@ one whole seed and half of the next; its pack becomes a block, committed into a 
 The second sitting runs from a fresh clone of that state, trains its own teacher and the rest, and
 becomes the second block. The study's tables, claims and figures pool both blocks."""
 import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from fpq.cli import main
 from fpq.plan.blocks import read_blocks
 from tests.test_reference import run_script, tiny_reference
 
+REPO = Path(__file__).resolve().parent.parent
 FPQ, LSQ = "resnet20_cifar10_w2a4_fpq_p0.1_s{}", "resnet20_cifar10_w2a4_lsq_s{}"
 
 
@@ -104,3 +107,30 @@ def test_two_sittings_on_the_fixture_make_one_study(tmp_path, mini_npz):
     for page in pages + [*(final / "figures").glob("*.caption.rst"), final / "tables" / "table2_ablation.tex"]:
         assert all(t in page.read_text() for t in teachers), page.name
     assert f"| {first.name} " in claims and f"| {second.name} " in claims and "2 sittings, 2 teachers" in claims
+
+
+def test_the_schedule_study_dry_runs_each_point_and_the_budget_prices_every_point(tmp_path):
+    """config/schedule.yaml: the 10-epoch point as it stands, the 20-epoch one through a second
+    --configfile; each point is its own study (results/schedule-q20); a point not in the schedule is
+    refused; fpq budget prices all four in sittings."""
+    from tests.test_workflow import snakemake
+
+    config = yaml.safe_load((REPO / "config" / "schedule.yaml").read_text())
+    config["data"]["cifar10"]["path"] = str(REPO / "tests" / "data" / "cifar10-fixture.npz")  # no .devdata here
+    config.update(results=str(tmp_path / "results" / "{name}"), blocks=str(tmp_path / "blocks"))
+    (tmp_path / "schedule.yaml").write_text(yaml.safe_dump(config))
+    for epochs, extra in ((10, []), (20, [tmp_path / "q20.yaml"]), (7, [tmp_path / "q7.yaml"])):
+        for path in extra:  # a point: a second --configfile, deep-merged into the first
+            path.write_text(f"qat: {{epochs: {epochs}}}\n")
+        out = snakemake("-n", "--configfile", str(tmp_path / "schedule.yaml"), *map(str, extra))
+        if epochs == 7:
+            assert out.returncode != 0 and "qat.epochs: 7 is not a point of qat_schedule [5, 10, 20, 40]" in (
+                out.stdout + out.stderr)
+            continue
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.count("rule train_qat:") == 12 and f"results/schedule-q{epochs}/runs/" in out.stdout
+    budget = subprocess.run([sys.executable, "-m", "fpq.cli", "budget", "--configfile", str(REPO / "config" / "schedule.yaml")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert budget.returncode == 0, budget.stderr
+    assert [f"schedule-q{e} ({e} QAT epochs) in sittings of 660 s" in budget.stdout for e in (5, 10, 20, 40)] == [True] * 4
+    assert re.search(r"the schedule study \(4 points\): \d+ sittings", budget.stdout)

@@ -81,10 +81,18 @@ def finished_seeds(config: dict, blocks: list[Block]) -> dict[int, list[str]]:
             for seed, ids in by_seed.items() if any(all(b.finished(rid) for rid in ids) for b in blocks)}
 
 
+def blocks_folder(config: dict) -> str:
+    """The config's blocks folder ("": none); a schedule study's point keeps its own, q<epochs>/."""
+    root = config.get("blocks") or ""
+    if root and config.get("qat_schedule"):
+        return str(Path(root) / f"q{config['qat']['epochs']}")
+    return root
+
+
 def sitting_config(config: dict) -> dict:
     """The config of the next sitting: the study's seeds that no block under `blocks:` finished
     (all of them when the config names no blocks). A copy; the study's config is left as it is."""
-    blocks = read_blocks(config.get("blocks"))
+    blocks = read_blocks(blocks_folder(config))
     if not blocks:
         return config
     done = finished_seeds(config, blocks)

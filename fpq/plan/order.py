@@ -44,5 +44,5 @@ def job_priority(plan: Plan, run_id: str, stage: str, seeds: list[int]) -> int:
         raise ValueError(f"stage {stage!r} is not one of {STAGES}")
     cell = plan.runs[run_id].cell
     rank = seeds.index(cell.seed) if cell.seed in seeds else len(seeds)
-    base = stage_priority("teacher") if stage == "teacher" else stage_priority("qat") + (50 if stage == "measure" else 0)
+    base = stage_priority("teacher") if stage == "teacher" else stage_priority("qat") + 50 * (stage == "measure")
     return base - rank * 100 + min(_method_weight(cell.method), 49)

@@ -16,10 +16,11 @@ from tests.fake_results import workflow_config, write_results
 GRID = {"ablation": {"datasets": ["cifar10"], "archs": ["resnet18"], "bits": ["w2a4"], "methods": ["lsq", "fpq"]}}
 
 
-def sitting(root: Path, unfinished: tuple[str, ...] = (), seeds=(0, 1, 2), top1=None, gpu="NVIDIA H200") -> dict:
+def sitting(root: Path, unfinished: tuple[str, ...] = (), seeds=(0, 1, 2), top1=None, gpu="NVIDIA H200",
+            **extra) -> dict:
     """A sitting's results folder as a time box leaves it: every run finished but `unfinished`,
     which keep their train.log, config.json and checkpoint but have no metrics.json."""
-    config = workflow_config(root / "results", GRID, seeds=list(seeds), teacher_seed=0)
+    config = workflow_config(root / "results", GRID, seeds=list(seeds), teacher_seed=0, **extra)
     index = write_results(config, top1 or (lambda c: 80.0 + c.seed + (1.0 if c.method == "fpq" else 0.0)))
     (root / "results" / "index.json").write_text(index.to_json())
     for rid in index.runs:

@@ -5,7 +5,7 @@ import re
 
 import snakemake.rules as workflow_rules
 
-from fpq.plan.blocks import read_blocks, sitting_config
+from fpq.plan.blocks import blocks_folder, read_blocks, sitting_config
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json, to_dict
 from fpq.plan.checks import check_data_files

@@ -18,8 +18,8 @@ TABLE_PAGES = [f"{TABLES}/{name}.html" for name in PAGES]
 FIGURE_FILES = [f"{FIGURES}/{name}.{ext}" for name in FIGURE_NAMES for ext in ("pdf", "caption.rst")]
 FIGURE_IMAGES = [f"{FIGURES}/{name}.png" for name in FIGURE_NAMES]
 # The committed blocks of the study, pooled into the tables and figures (their run.json: a new block reruns them).
-BLOCK_FILES = [str(b.path / "run.json") for b in read_blocks(config["blocks"])]
-POOL = f"--blocks {config['blocks']} " if BLOCK_FILES else ""
+BLOCK_FILES = [str(b.path / "run.json") for b in read_blocks(blocks_folder(config))]
+POOL = f"--blocks {blocks_folder(config)}" if BLOCK_FILES else ""
 RESULT_FILES = (
     expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=RUNS)
     + expand(f"{RESULTS}/runs/{{run}}/hessian.json", run=HESSIAN_IDS)
@@ -32,6 +32,7 @@ rule index_runs:
         INDEX,
     params:
         config=config_json(),
+        runs=sorted(RUNS),  # this sitting's runs: a block committed since changes them (fpq.plan.blocks)
     conda:
         "../envs/fpq.yaml"
     log:
@@ -52,13 +53,14 @@ rule build_tables:
     params:
         results=lambda wc, input: os.path.dirname(input.index),
         out=lambda wc, output: os.path.dirname(output[0]),
+        pool=POOL,
     conda:
         "../envs/fpq.yaml"
     log:
         f"{TABLES}/tables.log",
     shell:
         "fpq tables --index {input.index} --results {params.results} --out {params.out}"
-        " --reference {input.reference} {POOL}> {log} 2>&1"
+        " --reference {input.reference} {params.pool} > {log} 2>&1"
 
 
 rule plot_figures:
@@ -72,9 +74,10 @@ rule plot_figures:
     params:
         results=lambda wc, input: os.path.dirname(input.index),
         out=lambda wc, output: os.path.dirname(output[0]),
+        pool=POOL,
     conda:
         "../envs/fpq.yaml"
     log:
         f"{FIGURES}/figures.log",
     shell:
-        "fpq figures --index {input.index} --results {params.results} --out {params.out} {POOL}> {log} 2>&1"
+        "fpq figures --index {input.index} --results {params.results} --out {params.out} {params.pool} > {log} 2>&1"
