@@ -27,10 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fpq.config import ConfigError, dict_differences, load_config, resume_identity, to_dict
 from fpq.errors import DataError
 from fpq.io import write_json
 from fpq.plan.archive import RUN_FILES
-from fpq.plan.grid import expand
+from fpq.plan.grid import Plan, expand
 from fpq.plan.index import RunIndex, read_index
 
 
@@ -70,10 +71,46 @@ def read_blocks(root: str | Path | None) -> list[Block]:
     return [read_block(p) for p in sorted(Path(root).iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
 
+PLACE_KEYS = ("run_id", "teacher", "data.path", "data.root")  # where a run lived, not what it is
+
+
+def recipe(run_config: dict, device_type: str) -> dict:
+    """What a run is, wherever it ran: its identity on that device type (`resume_identity`: the CUDA
+    overrides applied there) without paths."""
+    data = resume_identity(load_config(run_config), device_type)
+    for key in PLACE_KEYS:
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(last, None)
+    return data
+
+
+def check_recipes(plan: Plan, block: Block) -> None:
+    """A block's runs were made by the study's recipe (else it belongs to another study: another
+    schedule, another learning rate ...): DataError naming the key that differs."""
+    for rid, run in plan.runs.items():
+        folder = block.results / "runs" / rid
+        metrics = _metrics(folder) if block.finished(rid) else {}
+        if not metrics.get("config"):  # a failed run's record, or none: nothing to compare
+            continue
+        device = (metrics.get("device") or {}).get("type", "cpu")
+        try:
+            changed = dict_differences(recipe(metrics["config"], device), recipe(to_dict(run.config), device))
+        except (ValueError, TypeError, ConfigError) as err:
+            raise DataError(f"{folder}/metrics.json holds no run config ({err})") from None
+        if changed:
+            raise DataError(f"block {block.path}: {rid} was made by another recipe than this config's "
+                            f"({'; '.join(changed[:3])}): it belongs to another study")
+
+
 def finished_seeds(config: dict, blocks: list[Block]) -> dict[int, list[str]]:
     """{seed: names of the blocks that finished it}: every QAT run the study plans for that seed has
-    a result in one and the same block."""
+    a result in one and the same block (whose runs the study's recipe made: check_recipes)."""
     plan = expand(config)
+    for block in blocks:
+        check_recipes(plan, block)
     by_seed: dict[int, list[str]] = {}
     for rid in plan.ids("qat"):
         by_seed.setdefault(plan.runs[rid].cell.seed, []).append(rid)

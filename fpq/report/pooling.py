@@ -78,7 +78,7 @@ def _pair_units(frame: pd.DataFrame, main_p: float, setting: tuple, column: str 
 
 
 def block_rows(collected: Collected) -> list[list[str]]:
-    """One row per block: its name, teacher(s) with top-1, device, FPQ/LSQ pairs, unpaired runs."""
+    """One row per block: its name, its teacher(s) top-1, its FPQ/LSQ pairs and unpaired runs."""
     frame = collected.entries.drop(columns="grid").drop_duplicates(subset=["block", "run_id"])
     rows = []
     for block in collected.blocks:
@@ -123,7 +123,8 @@ def blocks_section(collected: Collected) -> list[str]:
     if not collected.blocks:
         return []
     n, frame = len(collected.blocks), collected.entries.drop(columns="grid").drop_duplicates(subset=["block", "run_id"])
-    lines = [f"## Blocks: {n} sitting{'s' if n > 1 else ''}, {n} teacher{'s' if n > 1 else ''}", "",
+    t = sum(len(teachers(collected, b)) for b in collected.blocks)
+    lines = [f"## Blocks: {n} sitting{'s' if n > 1 else ''}, {t} teacher{'s' if t != 1 else ''}", "",
              f"Pooled from {n} block{'s' if n > 1 else ''}, each a sitting that trained its own FP teacher. A "
              "comparison pairs runs of one seed *within one block* (the same teacher): its units are (block, seed). "
              "A run whose partner did not finish in its block is unpaired: it counts in the tables' means, not in "

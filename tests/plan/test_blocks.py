@@ -64,6 +64,19 @@ def test_the_next_sitting_plans_the_seeds_no_block_finished_whole(tmp_path):
     assert sitting_config(config)["seeds"] == [0, 1, 2]
 
 
+def test_a_block_of_another_recipe_is_refused_naming_the_key(tmp_path):
+    """A block made with 5 QAT epochs in a 10-epoch study's blocks would pass for its seeds: refused."""
+    sitting(tmp_path / "pack", qat={"epochs": 5})
+    make_block(tmp_path / "pack", tmp_path / "blocks")
+    config = workflow_config(tmp_path / "results", GRID, seeds=[0, 1, 2], teacher_seed=0, qat={"epochs": 10},
+                             blocks=str(tmp_path / "blocks"))
+    with pytest.raises(DataError, match=r"lsq_s0 was made by another recipe than this config's \(optim.epochs: "
+                                        r"5 -> 10\): it belongs to another study"):
+        sitting_config(config)
+    config["qat"]["epochs"] = 5
+    assert sitting_config(config)["seeds"] == []
+
+
 def test_fpq_unpack_block_from_a_pack_and_the_errors(tmp_path, capsys):
     sitting(tmp_path / "s", unfinished=("resnet18_cifar10_w2a4_fpq_p0.1_s2",))
     (tmp_path / "t").mkdir()
