@@ -134,6 +134,7 @@ def test_the_first_block_is_the_2026_12_04_partial_run_with_one_pair(tmp_path):
 
     block = read_block(REPO / "reference" / "blocks" / "2026-12-04-h200")
     assert block.info["teacher_top1"] == {"resnet18_cifar10_fp_s0": 87.17} and block.info["gpu"] == "NVIDIA H200"
+    assert block.info["wall_s"] == 522 and block.info["torch"] == "2.11.0+cu130" and block.info["code"].startswith("949fafe")
     runs = sorted(p.name for p in (block.results / "runs").iterdir())
     assert runs == ["resnet18_cifar10_fp_s0", "resnet18_cifar10_w2a4_fpq_p0.1_s3"] + [
         f"resnet18_cifar10_w2a4_lsq_s{s}" for s in (1, 2, 3, 4, 5)]

@@ -169,6 +169,10 @@ def _block_info(results: Path, index: RunIndex, info: dict, finished: list[str])
     out["teacher_top1"] = {rid: (m.get("final") or {}).get("top1") for rid, m in teachers.items()
                            if m.get("status", "ok") == "ok"}
     out["finished_runs"] = len(finished)
+    # the sitting's wall time as the GPU scripts measured it (every call), and the runs' own
+    out["wall_s"] = info.get("snakemake_wall_s_all_calls", info.get("snakemake_wall_s"))
+    out["runs_wall_s"] = round(sum(float(_metrics(results / "runs" / rid).get("wall_time_s") or 0.0)
+                                   for rid in finished), 1)
     return out
 
 

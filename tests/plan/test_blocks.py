@@ -43,6 +43,7 @@ def test_a_block_keeps_the_finished_runs_files_only_and_records_its_teacher(tmp_
     files = {p.name for p in block.path.rglob("*") if p.is_file()}
     assert "checkpoint.pt" not in files and {"metrics.json", "train.log", "run.json", "index.json"} <= files
     assert block.info["teacher_top1"] == {"resnet18_cifar10_fp_s0": 80.0} and block.info["gpu"] == "NVIDIA H200"
+    assert block.info["wall_s"] is None and block.info["runs_wall_s"] == 0.0  # no time recorded by this fake
     assert read_block(block.path).info == block.info
     again = make_block(tmp_path / "pack", tmp_path / "blocks")  # a second sitting on the same day and GPU
     assert again.name == "2026-12-04-h200-2"
