@@ -3,14 +3,16 @@
 # 1-3), then the reference run (config/reference.yaml through reference/run_gpu.sh) on the path the
 # harness chose (the CUDA graph when it agreed with eager and is faster) with the jobs per GPU it
 # measured to pay. Two device calls in a row continue one DAG (the machine keeps git-ignored files
-# ~30 s after a call):
+# ~30 s after a call): one call pair is one sitting, one block of the study (reference/README.md):
+# it trains its own teacher and the seeds no committed block in reference/blocks finished.
 # HARNESS_S=0 skips the harness (its choices of 2026-12-04 are used): the whole budget goes to the DAG.
 #   here:    bash bench/prepare_devdata.sh reference
 #   device:  run(command="bash bench/gpu_campaign.sh", carry=[".devdata"], timeout_s=600)
 #   device:  run(command="CONTINUATION=1 BUDGET_S=<budget_left_s - 60> bash bench/gpu_campaign.sh",
 #                carry=[".devdata"], timeout_s=<BUDGET_S + 30>)
 #   here:    tar -xzf <files_at>/bench.tar.gz -C bench/results/   (the harness: session.json, summary.json ...)
-#            fpq unpack <files_at>/reference.tar.gz --into reference/   (the last call's pack)
+#            fpq unpack <files_at>/reference.tar.gz --block --into reference/blocks   (the last call's pack:
+#            the new block), then fpq tables / fpq figures --blocks reference/blocks --out reference/tables|figures
 # $OUT gets at most 8 files: bench.tar.gz (call 1), and run_gpu.sh's env.txt, session.log,
 # snakemake.log, run.json, reference.tar.gz and the config it ran.
 set -u

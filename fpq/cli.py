@@ -16,6 +16,8 @@ from fpq.config import FinalHessianConfig, VarianceConfig
 from fpq.errors import BAD_INPUT, ConfigError
 
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
+DEFAULT_CONFIG = "config/config.yaml"
+SITTING_S = 660  # fpq.plan.sittings.SITTING_S (not imported: argument parsing stays light)
 PROJECT = Path(__file__).resolve().parent.parent  # where the Snakefile, config/ and workflow/ live
 
 
@@ -111,17 +113,19 @@ def cmd_variance(args) -> int:
     return 0
 
 
-def _workflow_config(args) -> dict:
+def _workflow_config(args, sitting: bool = True) -> dict:
     """A workflow config from --config-json (the workflow, run in the project) or --configfile
     (found from anywhere); relative folders in it are relative to the project, where Snakemake runs."""
+    from fpq.plan.blocks import sitting_config
     from fpq.plan.grid import FOLDER_KEYS, load_workflow_config, prepare_workflow_config
 
     if getattr(args, "config_json", None):
-        return prepare_workflow_config(json.loads(args.config_json))
-    config = load_workflow_config(project_file(args.configfile, "workflow config"))
-    for key in FOLDER_KEYS + ("reference",):
+        config = prepare_workflow_config(json.loads(args.config_json))
+        return sitting_config(config) if sitting else config
+    config = load_workflow_config(project_file(args.configfile or DEFAULT_CONFIG, "workflow config"))
+    for key in FOLDER_KEYS + ("reference",) + (("blocks",) if config["blocks"] else ()):
         config[key] = str(PROJECT / config[key])  # an absolute path stays as it is
-    return config
+    return sitting_config(config) if sitting else config  # with blocks, a sitting: the seeds no block finished
 
 
 def _index(args):
@@ -152,23 +156,43 @@ def _folders(args, key: str):
     return index, config, results, out
 
 
-def cmd_tables(args) -> int:
-    from fpq.report.tables import build_tables
+def _collected(args, key: str, metric: str = "final"):
+    """What tables and figures read: one results folder, or every block of the study pooled
+    (`--blocks`, or the config's `blocks:`) with the sitting in progress, if any; `--blocks` alone:
+    the blocks only."""
+    from fpq.plan.blocks import blocks_folder, read_blocks
+    from fpq.report.pooling import pool
+    from fpq.report.results import collect
 
-    index, config, results, out = _folders(args, "tables")
+    if args.blocks and not (args.index or args.configfile or args.config_json):
+        blocks = read_blocks(args.blocks)
+        if not blocks:
+            raise ConfigError(f"--blocks {args.blocks}: no block there (a block is a folder with run.json and "
+                              f"results/: `fpq unpack PACK --block --into {args.blocks}`)")
+        return pool(blocks, None, metric), None, Path(args.out or key)
+    index, config, results, out = _folders(args, key)
+    blocks = read_blocks(args.blocks or (blocks_folder(config) if config else None))
+    if not blocks:
+        return collect(results, index, metric), config, out
+    return pool(blocks, (results, index) if index.runs else None, metric), config, out
+
+
+def cmd_tables(args) -> int:
+    from fpq.report.tables import write_tables
+
+    collected, config, out = _collected(args, "tables", args.metric)
     reference = project_file(args.reference or (config["reference"] if config else "config/reference_tables.csv"),
                              "reference table")
-    print("\n".join(str(p) for p in build_tables(results, index, out, reference, args.metric)))
+    print("\n".join(str(p) for p in write_tables(collected, out, reference, args.metric)))
     return 0
 
 
 def cmd_figures(args) -> int:
     from fpq.report.figures import build_figures
-    from fpq.report.results import collect
 
-    index, _, results, out = _folders(args, "figures")
+    collected, _, out = _collected(args, "figures")
     grids = tuple(g.strip() for g in args.curve_grids.split(",") if g.strip())
-    print("\n".join(str(p) for p in build_figures(collect(results, index), out, grids)))
+    print("\n".join(str(p) for p in build_figures(collected, out, grids)))
     return 0
 
 
@@ -176,10 +200,16 @@ def cmd_budget(args) -> int:
     from fpq.plan.budget import budget_report
     from fpq.plan.budget_breakdown import breakdown_report
 
+    from fpq.plan.blocks import sitting_config
+    from fpq.plan.sittings import study_report
+
     timings = project_file(args.timings, "timings file")
-    config = _workflow_config(args)
+    study = _workflow_config(args, sitting=False)
+    config = sitting_config(study)  # with blocks: the next sitting's seeds
     print(budget_report(config, timings, args.gpus))
     print(breakdown_report(config, timings))
+    if study["blocks"] or study["qat_schedule"] or args.sitting_s:
+        print(study_report(study, timings, args.sitting_s or SITTING_S))
     return 0
 
 
@@ -210,10 +240,27 @@ def cmd_pack(args) -> int:
 
 
 def cmd_unpack(args) -> int:
-    from fpq.plan.archive import unpack
+    import tempfile
 
-    files = unpack(args.archive, args.into)
-    print(f"{args.into}: {len(files)} files")
+    from fpq.plan.archive import unpack
+    from fpq.plan.blocks import make_block
+
+    if not args.block:
+        files = unpack(args.archive, args.into)
+        print(f"{args.into}: {len(files)} files")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        unpack(args.archive, tmp)
+        block = make_block(tmp, args.into, origin=args.archive)
+    print(f"{block.path}: block {block.name}, {block.info['finished_runs']} finished runs "
+          f"(teacher top-1 {', '.join(f'{v:.2f}%' for v in block.info['teacher_top1'].values()) or '—'})")
+    return 0
+
+
+def cmd_schedule(args) -> int:
+    from fpq.report.schedule import build_schedule
+
+    print("\n".join(str(p) for p in build_schedule(args.blocks, args.out)))
     return 0
 
 
@@ -274,10 +321,14 @@ def _measure_parser(sub, name: str, help_text: str, defaults) -> argparse.Argume
 
 def _source_args(p: argparse.ArgumentParser, with_index: bool = True) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--configfile", default="config/config.yaml", help="workflow config (default: %(default)s)")
+    src.add_argument("--configfile", help=f"workflow config (default: {DEFAULT_CONFIG})")
     src.add_argument("--config-json", help=argparse.SUPPRESS)  # the workflow passes its config this way
     if with_index:
         src.add_argument("--index", help="a run index (<results>/index.json) instead of a workflow config")
+
+
+BLOCKS_HELP = ("a study's blocks folder: pool every block's runs (with the config's or index's runs, if given; "
+               "alone: the blocks only). Default: the config's `blocks:`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,16 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="default: the config's tables folder")
     p.add_argument("--reference", help="the paper's numbers (default: the config's reference)")
     p.add_argument("--metric", choices=["final", "best"], default="final")
+    p.add_argument("--blocks", help=BLOCKS_HELP)
     p = sub.add_parser("figures", help="Fig. 5 (Hessian trajectory), Fig. 1 (output variance), training curves")
     _source_args(p)
     p.add_argument("--results", help="folder holding runs/ (default: the config's, or the index's folder)")
     p.add_argument("--out", help="default: the config's figures folder")
+    p.add_argument("--blocks", help=BLOCKS_HELP)
     p.add_argument("--curve-grids", default="ablation",
                    help="grids whose cells get a training-curve panel, comma-separated (e.g. ablation,main)")
     p = sub.add_parser("budget", help="jobs and GPU-hours of a workflow config")
     _source_args(p, with_index=False)
     p.add_argument("--timings", default="config/epoch_seconds.yaml")
     p.add_argument("--gpus", type=POSITIVE_INT, default=4, help="GPUs of the node for the wall-time line (default 4)")
+    p.add_argument("--sitting-s", type=POSITIVE, help=f"price the study in sittings (blocks) of this many GPU "
+                                                      f"seconds (default {SITTING_S} where the config has blocks)")
     p = sub.add_parser("status", help="where a campaign stands: runs done / running (epoch, ETA) / stopped / "
                                       "failed (error) / missing per grid and cell, GPU-hours spent vs budget")
     _source_args(p, with_index=False)
@@ -328,7 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--info", help="JSON object saved as run.json in the pack (GPU, versions, wall time)")
     p = sub.add_parser("unpack", help="unpack a results pack into a folder (results/, tables/, figures/)")
     p.add_argument("archive")
-    p.add_argument("--into", required=True)
+    p.add_argument("--into", required=True, help="a folder; with --block, the study's blocks folder")
+    p.add_argument("--block", action="store_true",
+                   help="make the pack a block of a study in --into: <date>-<gpu>/ with run.json and the finished "
+                        "runs' results (no tables, no figures; unfinished runs dropped)")
+    p = sub.add_parser("schedule", help="a schedule study (qat_schedule): FPQ - LSQ against QAT epochs, from the "
+                                        "blocks of each point (<blocks>/q<epochs>/)")
+    p.add_argument("--blocks", required=True, help="the study's blocks folder (e.g. reference/schedule)")
+    p.add_argument("--out", required=True, help="folder for schedule.md and schedule_gain.png|pdf")
     p = sub.add_parser("fetch-data", help="download CIFAR with torchvision and convert it to <root>/<dataset>.npz")
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
     p.add_argument("--root", default="data")
@@ -340,8 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"pretrain": lambda a: cmd_train(a, "pretrain"), "qat": lambda a: cmd_train(a, "qat"),
             "train": lambda a: cmd_train(a, None), "hessian": cmd_hessian, "variance": cmd_variance,
             "index": cmd_index, "tables": cmd_tables, "figures": cmd_figures, "budget": cmd_budget, "status": cmd_status,
-            "runs": cmd_runs, "pack": cmd_pack, "unpack": cmd_unpack, "fetch-data": cmd_fetch_data,
-            "gpu-slot": cmd_gpu_slot}
+            "runs": cmd_runs, "pack": cmd_pack, "unpack": cmd_unpack, "schedule": cmd_schedule,
+            "fetch-data": cmd_fetch_data, "gpu-slot": cmd_gpu_slot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ call it came from, whether the DAG completed, and what exists so far.
   python3 reference/chain.py run-json CONFIG KEY=VALUE  -> prints the pack's run.json, records the call
   python3 reference/chain.py summary  RUN_JSON          -> one line: call, DAG complete, what is done
   python3 reference/chain.py results  CONFIG            -> prints the config's results folder
+  python3 reference/chain.py blocks   CONFIG            -> prints its blocks folder ("": none), pooled into the tables
   python3 reference/chain.py pack     CONFIG TABLES FIGURES OUT RUN_JSON -> the pack, from these tables
 The tables and figures of an unfinished DAG are built outside the config's folders: were they
 there, the next call's Snakemake would find its targets present and run nothing.
@@ -24,14 +25,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from fpq.io import write_json  # noqa: E402
+from fpq.plan.blocks import blocks_folder, sitting_config  # noqa: E402
 from fpq.plan.grid import expand, load_workflow_config  # noqa: E402
 
 
 def workflow_config(path: str) -> dict:
     config = load_workflow_config(REPO / path if not Path(path).is_absolute() else path)
-    for key in ("results", "tables", "figures"):
+    for key in ("results", "tables", "figures") + (("blocks",) if config["blocks"] else ()):
         config[key] = str(REPO / config[key])  # an absolute path stays as it is
-    return config
+    return sitting_config(config)  # with blocks: this sitting's seeds, those no block finished
 
 
 def chain_file(config: dict) -> Path:
@@ -112,7 +114,7 @@ def summary(info: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] not in ("begin", "run-json", "summary", "results", "pack"):
+    if len(argv) < 2 or argv[0] not in ("begin", "run-json", "summary", "results", "blocks", "pack"):
         raise SystemExit(__doc__)
     if argv[0] == "summary":
         print(summary(json.loads(Path(argv[1]).read_text())))
@@ -122,6 +124,8 @@ def main(argv: list[str]) -> int:
         print(begin(config))
     elif argv[0] == "results":
         print(config["results"])
+    elif argv[0] == "blocks":
+        print(blocks_folder(config))
     elif argv[0] == "pack":
         from fpq.plan.archive import pack
 

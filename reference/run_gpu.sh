@@ -6,7 +6,8 @@
 #   device, at once (the machine keeps git-ignored outputs ~30 s after a call):
 #            run(command="CONTINUATION=1 BUDGET_S=<budget_left_s - 60> bash reference/run_gpu.sh",
 #                carry=[".devdata"], timeout_s=<BUDGET_S + 30>)
-#   here:    fpq unpack <files_at>/reference.tar.gz --into reference/   (the last call's pack)
+#   here:    fpq unpack <files_at>/reference.tar.gz --block --into reference/blocks   (the last call's pack
+#            becomes the study's next block: a config with `blocks:` trains only the seeds no block finished)
 # A second call continues the first's DAG: finished jobs stay done (their outputs are still there),
 # an interrupted training resumes from its last epoch's checkpoint (--rerun-incomplete).
 # Each call is time-boxed: at the box Snakemake gets SIGTERM (it starts no new job), GRACE_S later
@@ -101,9 +102,10 @@ say "tables and figures from the run index (whatever finished), for the pack"
 # a next call's Snakemake would run nothing. The index depends on the config alone.
 STAGE=$(mktemp -d)
 RESULTS=$(python3 reference/chain.py results "$CONFIG")
+BLOCKS=$(python3 reference/chain.py blocks "$CONFIG")   # a study made of sittings: its blocks pooled in
 [ -f "$RESULTS/index.json" ] || fpq index --configfile "$CONFIG" >>"$LOG" 2>&1
-fpq tables --index "$RESULTS/index.json" --results "$RESULTS" --out "$STAGE/tables" >>"$LOG" 2>&1
-fpq figures --index "$RESULTS/index.json" --results "$RESULTS" --out "$STAGE/figures" >>"$LOG" 2>&1
+fpq tables --index "$RESULTS/index.json" --results "$RESULTS" --out "$STAGE/tables" ${BLOCKS:+--blocks "$BLOCKS"} >>"$LOG" 2>&1
+fpq figures --index "$RESULTS/index.json" --results "$RESULTS" --out "$STAGE/figures" ${BLOCKS:+--blocks "$BLOCKS"} >>"$LOG" 2>&1
 python3 reference/chain.py run-json "$CONFIG" snakemake_exit="$CODE" snakemake_wall_s="$WALL" \
   stopped_by_time_box="$STOPPED" code="$FPQ_GIT_COMMIT" code_dirty_when_prepared="$CODE_DIRTY" \
   jobs_per_gpu="$JOBS_PER_GPU" data="$DATA_LABEL" config_file="$CONFIG" > "$OUT/run.json" 2>>"$LOG"

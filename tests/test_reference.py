@@ -11,17 +11,22 @@ import pytest
 import yaml
 
 from fpq.plan.archive import unpack
+from fpq.plan.blocks import read_block, read_blocks
 from fpq.plan.index import read_index
-from fpq.report.tables import build_tables
+from fpq.report.pooling import pool
+from fpq.report.tables import build_tables, write_tables
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = REPO / "config" / "reference_tables.csv"
 
 
 def regenerate_and_compare(root: Path, tmp: Path) -> list[str]:
-    """Tables rebuilt from the packed metrics and index; the names of those that differ."""
-    index = read_index(root / "results" / "index.json")
-    build_tables(root / "results", index, tmp / "again", REFERENCE_CSV)
+    """Tables rebuilt from the packed metrics and index (or, for a study made of sittings, from its
+    blocks pooled); the names of those that differ."""
+    if (root / "blocks").is_dir():
+        write_tables(pool(read_blocks(root / "blocks")), tmp / "again", REFERENCE_CSV)
+    else:
+        build_tables(root / "results", read_index(root / "results" / "index.json"), tmp / "again", REFERENCE_CSV)
     shipped = sorted(p.name for p in (root / "tables").glob("*") if p.suffix in (".md", ".tex", ".html", ".rst"))
     assert shipped, f"no tables in {root}"
     return [name for name in shipped if not filecmp.cmp(root / "tables" / name, tmp / "again" / name, shallow=False)]
@@ -30,7 +35,7 @@ def regenerate_and_compare(root: Path, tmp: Path) -> list[str]:
 def tiny_reference(tmp: Path, mini_npz: Path, qat_epochs: int = 1) -> Path:
     config = yaml.safe_load((REPO / "config" / "reference.yaml").read_text())
     config["grids"]["ablation"]["archs"] = ["resnet20"]  # ResNet-18 on 2 CPU cores is minutes per step
-    config.update(seeds=[0, 1], results=str(tmp / "results"), tables=str(tmp / "tables"), figures=str(tmp / "figures"),
+    config.update(seeds=[0, 1], blocks="", results=str(tmp / "results"), tables=str(tmp / "tables"), figures=str(tmp / "figures"),
                   data={"cifar10": {"source": "npz", "path": str(mini_npz), "train_subset": 500, "test_subset": 300}},
                   teacher={"epochs": 1, "batch_size": 128}, qat={"epochs": qat_epochs, "batch_size": 128},
                   runtime={"device": "cpu", "threads": 1},
@@ -115,10 +120,29 @@ def test_a_continuation_on_a_machine_without_the_first_call_stops_at_once(tmp_pa
 
 
 def test_the_committed_reference_tables_are_what_its_metrics_give(tmp_path):
+    """reference/ is a study made of sittings: its tables are every block of reference/blocks pooled."""
     root = REPO / "reference"
-    if not (root / "results" / "index.json").exists():
-        pytest.skip("no reference run committed yet (reference/README.md: it needs a GPU session)")
+    assert [b.name for b in read_blocks(root / "blocks")][:1] == ["2026-12-04-h200"]
     assert regenerate_and_compare(root, tmp_path) == []
+
+
+def test_the_first_block_is_the_2026_12_04_partial_run_with_one_pair(tmp_path):
+    """Seed 3 is a whole LSQ/FPQ pair; LSQ seeds 1, 2, 4 and 5 are unpaired; the unfinished FPQ runs
+    were dropped, and the next sitting plans the other five seeds with its own teacher."""
+    from fpq.plan.blocks import sitting_config
+    from fpq.plan.grid import load_workflow_config
+
+    block = read_block(REPO / "reference" / "blocks" / "2026-12-04-h200")
+    assert block.info["teacher_top1"] == {"resnet18_cifar10_fp_s0": 87.17} and block.info["gpu"] == "NVIDIA H200"
+    assert block.info["wall_s"] == 522 and block.info["torch"] == "2.11.0+cu130" and block.info["code"].startswith("949fafe")
+    runs = sorted(p.name for p in (block.results / "runs").iterdir())
+    assert runs == ["resnet18_cifar10_fp_s0", "resnet18_cifar10_w2a4_fpq_p0.1_s3"] + [
+        f"resnet18_cifar10_w2a4_lsq_s{s}" for s in (1, 2, 3, 4, 5)]
+    claims = (REPO / "reference" / "tables" / "claims.md").read_text()
+    assert "| 2026-12-04-h200 | 87.17%          | 1               | 4               |" in claims
+    config = load_workflow_config(REPO / "config" / "reference.yaml")
+    config["blocks"] = str(REPO / config["blocks"])
+    assert sitting_config(config)["seeds"] == [0, 1, 2, 4, 5]
 
 
 def test_a_tampered_pack_is_caught(tmp_path):

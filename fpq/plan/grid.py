@@ -166,9 +166,22 @@ def prepare_workflow_config(config: dict, source: str = "", overrides: dict | No
         if any(overridden(path, typed) for path in getattr(err, "paths", [])):
             source = describe(typed)
         raise ConfigError(f"{source}: {err}" if source else str(err)) from None
+    schedule_point(config)
     for key in FOLDER_KEYS:
         config[key] = config[key].format(name=config["name"])
     return config
+
+
+def schedule_point(config: dict) -> None:
+    """A schedule study's point (`qat_schedule`): `qat.epochs` must be one of its epochs, and the
+    config is named after it, `<name>-q<epochs>` (idempotent: a prepared config passes again)."""
+    points, epochs = config.get("qat_schedule") or [], config["qat"]["epochs"]
+    if not points:
+        return
+    if epochs not in points:
+        raise ConfigError(f"qat.epochs: {epochs} is not a point of qat_schedule {points}")
+    if not config["name"].endswith(f"-q{epochs}"):
+        config["name"] = f"{config['name']}-q{epochs}"
 
 
 def registry_enums() -> dict[str, list[str]]:

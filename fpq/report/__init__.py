@@ -1,4 +1,5 @@
-"""What a reader sees (layer `report`): results read through the run index (`results`), the
+"""What a reader sees (layer `report`): results read through the run index (`results`), or a
+study's blocks pooled (`pooling`), the
 tables (`tables`), the claims (`claims`) with their statistics (`stats`: paired or Welch tests,
 intervals, detectable effects), the paper's own numbers they stand beside (`paper`), the figures
 (`figures`, `curves`, sharing `plots`), the numbers as people read them (`formats`), the

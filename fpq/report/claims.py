@@ -20,6 +20,7 @@ from fpq.method.registry import METHODS
 from fpq.report.flags import chance_mark, claim_footnote
 from fpq.report.formats import DASH, MEASURE, TOP1, Scale, distinct, pvalue
 from fpq.report.paper import paper_number
+from fpq.report.pooling import blocks_section
 from fpq.report.results import Collected, select, settings, unique_cells, values
 from fpq.report.stamp import stamp
 from fpq.report.stats import (
@@ -312,7 +313,7 @@ def claims_markdown(collected: Collected, ref: pd.DataFrame | None = None) -> st
     """The claims page, what made it (the provenance stamp) under its title."""
     found = claims(collected, ref)
     parts = [
-        f"# {CLAIMS_TITLE}", "", stamp(collected).line(), "", legend(collected.main_p), "",
+        f"# {CLAIMS_TITLE}", "", stamp(collected).line(), "", *blocks_section(collected), legend(collected.main_p), "",
         "## Summary", "",
         _md_table(["Claim", "Across cells"], [[c.title, rollup(c)] for c in found]),
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from fpq.report.plots import band, band_figure, save
-from fpq.report.results import CELL, Collected
+from fpq.report.results import RUN_KEY, Collected
 from fpq.run.cell import Cell, method_label
 
 CURVE_GRIDS = ("ablation",)
@@ -33,7 +33,7 @@ def curve_series(collected: Collected, grids: tuple[str, ...] = CURVE_GRIDS) -> 
     (p None for a method without SFP), methods in the paper's order."""
     entries = collected.entries
     mine = entries[entries.grid.isin(grids) & (entries.method != "fp")]
-    mine = mine.drop(columns="grid").drop_duplicates(subset=CELL + ["run_id"])
+    mine = mine.drop(columns="grid").drop_duplicates(subset=RUN_KEY)
     ok = mine[(mine.status == "ok") & mine.history.map(bool).astype(bool)]
     groups = dict(tuple(ok.groupby(SETTING + ["method", "p"], dropna=False)))
     out: dict[tuple, dict[tuple, dict]] = {}

@@ -18,7 +18,8 @@ from fpq.plan.index import RunIndex
 from fpq.run.cell import setting_rank
 
 CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
-RUN_COLUMNS = ["stage", "teacher", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
+RUN_KEY = CELL + ["block", "run_id"]  # one run: the same run id in two blocks is two runs
+RUN_COLUMNS = ["stage", "teacher", "block", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
                "hessian_probes", "output_variance", "variance_sigma", "made"]
 
 
@@ -29,6 +30,7 @@ class Collected:
     unreadable: list[str]  # files that exist but could not be parsed
     main_p: float
     name: str = ""  # the config's name, as the index records it
+    blocks: tuple[str, ...] = ()  # the blocks pooled here (fpq.report.pooling), in order; () for one results folder
 
 
 def _read(path: Path, unreadable: list[str]) -> dict | None:
@@ -52,7 +54,7 @@ def _measurement(data: dict | None, key: str) -> float:
 
 def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dict:
     folder = results / "runs" / rid
-    row = {"run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "history": [], "error": "",
+    row = {"block": "", "run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "history": [], "error": "",
            "made": {}}
     metrics = _read(folder / "metrics.json", unreadable)
     failed = _read(folder / "failed.json", unreadable)
@@ -93,9 +95,9 @@ def collect(results: str | Path, index: RunIndex, metric: str = "final") -> Coll
     runs = pd.DataFrame([{**r.cell.as_dict(), "stage": r.stage, "teacher": r.teacher,
                           **_run_row(results, rid, metric, unreadable)}
                          for rid, r in index.runs.items()], columns=CELL + RUN_COLUMNS)
-    measured = runs.drop(columns=CELL + ["stage", "teacher"]).set_index("run_id")
-    entries = pd.DataFrame([{"grid": e.grid, **e.cell.as_dict(), "run_id": e.run_id} for e in index.entries],
-                           columns=["grid"] + CELL + ["run_id"])
+    measured = runs.drop(columns=CELL + ["stage", "teacher", "block"]).set_index("run_id")
+    entries = pd.DataFrame([{"grid": e.grid, **e.cell.as_dict(), "block": "", "run_id": e.run_id}
+                            for e in index.entries], columns=["grid"] + CELL + ["block", "run_id"])
     entries = entries.join(measured, on="run_id")
     for frame in (runs, entries):  # None (no SFP) becomes NaN: p compares as a number everywhere
         frame["p"] = frame["p"].astype(float)
@@ -135,7 +137,7 @@ def stat_of(values) -> Stat:
 
 def unique_cells(collected: Collected) -> pd.DataFrame:
     """Every cell of every grid once (a run answering two grids counts once per cell it answers)."""
-    return collected.entries.drop(columns="grid").drop_duplicates(subset=CELL + ["run_id"])
+    return collected.entries.drop(columns="grid").drop_duplicates(subset=RUN_KEY)
 
 
 def settings(frame: pd.DataFrame) -> list[tuple]:
@@ -156,6 +158,12 @@ def select(frame: pd.DataFrame, **key) -> pd.DataFrame:
 
 
 def values(rows: pd.DataFrame, column: str = "top1") -> pd.Series:
-    """The ok rows' values by seed (index = seed): what a paired comparison lines up."""
+    """The ok rows' values by unit: what a paired comparison lines up. A unit is a seed, or, where
+    blocks are pooled, a (block, seed) 'BLOCK sSEED': runs pair only with runs of their own block,
+    which trained their own teacher."""
     ok = rows[(rows.status == "ok") & rows[column].notna()]
-    return pd.Series(ok[column].to_numpy(dtype=float), index=ok.seed.to_numpy(dtype=int), dtype=float)
+    seeds = ok.seed.to_numpy(dtype=int)
+    if "block" in ok and ok.block.astype(bool).any():
+        return pd.Series(ok[column].to_numpy(dtype=float), index=[f"{b} s{s}" for b, s in zip(ok.block, seeds)],
+                         dtype=float)
+    return pd.Series(ok[column].to_numpy(dtype=float), index=seeds, dtype=float)

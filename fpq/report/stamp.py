@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from fpq.report.pooling import teacher_text
 from fpq.report.results import Collected
 from fpq.run.cell import DATASET_LABELS
 
@@ -27,6 +28,7 @@ class Stamp:
     seeds: str
     code: str
     device: str
+    blocks: str = ""  # the blocks pooled, each with its teacher's top-1 (fpq.report.pooling); "" for one folder
 
     def line(self) -> str:
         """One line for a caption or a footer.
@@ -35,7 +37,8 @@ class Stamp:
         ...       "seeds 0, 1", "code 8db9658", "CPU (x86_64), torch 2.14.1").line()
         'Made from config ci · CIFAR-10 (x.npz), 500 train / 300 test images · teacher 2 epochs, QAT 1 epoch · seeds 0, 1 · code 8db9658 · CPU (x86_64), torch 2.14.1'
         """
-        parts = [f"Made from config {self.config}", self.data, self.epochs, self.seeds, self.code, self.device]
+        parts = [f"Made from config {self.config}", self.data, self.epochs, self.seeds, self.blocks, self.code,
+                 self.device]
         return SEP.join(p for p in parts if p)
 
 
@@ -107,4 +110,13 @@ def stamp(collected: Collected, run_ids: list[str] | None = None) -> Stamp:
     seeds_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
     return Stamp(collected.name or "unnamed", data_text(made),
                  f"{_epochs(by_stage['teacher'], 'teacher')}, {_epochs(by_stage['qat'], 'QAT')}", seeds_text,
-                 code_text(made), device_text(made))
+                 code_text(made), device_text(made), blocks_text(collected, set(runs.block)))
+
+
+def blocks_text(collected: Collected, present: set) -> str:
+    """'blocks 2026-12-04-h200 (teacher 87.17%), 2026-12-06-h100 (teacher 87.40%)': the pooled blocks
+    with a run among those stamped; "" where nothing is pooled."""
+    named = [b for b in collected.blocks if b in present]
+    if not named:
+        return ""
+    return f"block{'s' if len(named) > 1 else ''} " + ", ".join(f"{b} ({teacher_text(collected, b)})" for b in named)

@@ -190,11 +190,15 @@ def write_page(out: Path, name: str, markdown: str, title: str, made: str) -> li
 
 
 def build_tables(results: Path, index: RunIndex, out: Path, reference: Path, metric: str = "final") -> list[Path]:
-    collected: Collected = collect(results, index, metric)
+    return write_tables(collect(results, index, metric), out, reference, metric)
+
+
+def write_tables(collected: Collected, out: Path, reference: Path, metric: str = "final") -> list[Path]:
+    """Every table and the claims page of what was collected (one results folder, or pooled blocks)."""
     ref = load_reference(reference)
     written = []
     for spec in TABLES:
-        table = build_table(spec, collected.entries, ref, index.main_p)
+        table = build_table(spec, collected.entries, ref, collected.main_p)
         title = f"{table_number(spec)}: {spec.title}"
         made = (stamp(collected, table.run_ids) if table.run_ids else
                 Stamp(collected.name or "unnamed", "", "", no_grid_text(spec), "", "")).line()

@@ -25,6 +25,9 @@ REPORTED_PAGES = [(f"{TABLES}/{spec.name}.html", "Tables", spec.report_label)
                   for spec in TABLE_SPECS if spec.fed_by(PLAN.grids)] + [
                   (f"{TABLES}/claims.html", "Claims", "Claims — a verdict on each claim of the paper")]
 UNREPORTED_PAGES = [f for f in TABLE_PAGES if f not in {path for path, _, _ in REPORTED_PAGES}]
+# The committed blocks of the study, pooled into the tables and figures (their run.json: a new block reruns them).
+BLOCK_FILES = [str(b.path / "run.json") for b in read_blocks(blocks_folder(config))]
+POOL = f"--blocks {blocks_folder(config)}" if BLOCK_FILES else ""
 RESULT_FILES = (
     expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=RUNS)
     + expand(f"{RESULTS}/runs/{{run}}/hessian.json", run=HESSIAN_IDS)
@@ -37,6 +40,7 @@ rule index_runs:
         INDEX,
     params:
         config=config_json(),
+        runs=sorted(RUNS),  # this sitting's runs: a block committed since changes them (fpq.plan.blocks)
     conda:
         "../envs/fpq.yaml"
     log:
@@ -50,6 +54,7 @@ rule build_tables:
         index=INDEX,
         results=RESULT_FILES,
         reference=config["reference"],
+        blocks=BLOCK_FILES,
     output:
         [in_report(*page) for page in REPORTED_PAGES],
         UNREPORTED_PAGES,
@@ -57,28 +62,31 @@ rule build_tables:
     params:
         results=lambda wc, input: os.path.dirname(input.index),
         out=lambda wc, output: os.path.dirname(output[0]),
+        pool=POOL,
     conda:
         "../envs/fpq.yaml"
     log:
         f"{TABLES}/tables.log",
     shell:
         "fpq tables --index {input.index} --results {params.results} --out {params.out}"
-        " --reference {input.reference} > {log} 2>&1"
+        " --reference {input.reference} {params.pool} > {log} 2>&1"
 
 
 rule plot_figures:
     input:
         index=INDEX,
         results=RESULT_FILES,
+        blocks=BLOCK_FILES,
     output:
         [in_report(f, "Figures", label) for f, label in zip(FIGURE_IMAGES, FIGURE_LABELS)],
         FIGURE_FILES,
     params:
         results=lambda wc, input: os.path.dirname(input.index),
         out=lambda wc, output: os.path.dirname(output[0]),
+        pool=POOL,
     conda:
         "../envs/fpq.yaml"
     log:
         f"{FIGURES}/figures.log",
     shell:
-        "fpq figures --index {input.index} --results {params.results} --out {params.out} > {log} 2>&1"
+        "fpq figures --index {input.index} --results {params.results} --out {params.out} {params.pool} > {log} 2>&1"
