@@ -42,7 +42,8 @@ CONFIG=${REFERENCE_CONFIG:-config/reference.yaml}
 # Same run identities either way (speed keys are not part of them): the path the harness chose.
 # The Triton kernels only where they agreed with the torch path and were faster (gpu_report --choose).
 CONFIG_PATH=$(dirname "$STATE")/reference-path.yaml
-sed -e "s/cuda_graph: true/cuda_graph: $CUDA_GRAPH, kernels: $KERNELS/" "$CONFIG" > "$CONFIG_PATH"
+sed -e "s/cuda_graph: true\([,}]\)/cuda_graph: $CUDA_GRAPH, kernels: $KERNELS\1/" \
+    -e "s/^\( *\)cuda_graph: true *$/\1cuda_graph: $CUDA_GRAPH\n\1kernels: $KERNELS/" "$CONFIG" > "$CONFIG_PATH"
 CONFIG=$CONFIG_PATH
 LEFT=$(( BUDGET_S - ($(date +%s) - START) ))
 export FPQ_MPS

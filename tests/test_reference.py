@@ -186,5 +186,6 @@ def test_the_campaign_script_runs_the_harness_then_the_reference_dag(tmp_path, m
     assert "bench/session.json" in names and "bench/summary.json" in names
     state = (tmp_path / "state" / "campaign.env").read_text()
     assert "CUDA_GRAPH=false" in state and "KERNELS=torch" in state and "JOBS_PER_GPU=3" in state
-    assert "cuda_graph: false, kernels: torch" in (tmp_path / "state" / "reference-path.yaml").read_text()
+    ran = yaml.safe_load((tmp_path / "state" / "reference-path.yaml").read_text())
+    assert ran["runtime"]["cuda"] == {"cuda_graph": False, "kernels": "torch"} and ran["name"] == data["name"]
     assert json.loads((out / "run.json").read_text())["dag_complete"] is True
