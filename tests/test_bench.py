@@ -131,7 +131,7 @@ def test_the_harness_cell_is_the_workflows_cell_with_or_without_a_schema_validat
     without jsonschema it merges the same keys unvalidated, and must arrive at the same config."""
     import fpq.plan.grid as grid
 
-    bench = load_bench("bench_path")
+    bench = load_bench("build")
     validated = bench.cell_config("config/paper.yaml", "resnet20", method, 64, {"compile": False}, "cpu")
 
     def missing(*_a, **_k):
@@ -158,9 +158,9 @@ def test_the_agreement_row_compares_every_step_not_the_last_one_fifty_times(monk
     monkeypatch.syspath_prepend(sys_path)
     monkeypatch.setattr(graph, "CudaGraphBackend", ReplayByCall)
     monkeypatch.setattr(train, "uses_cuda_graph", lambda cfg, device: cfg.runtime.cuda_graph)
-    bench = load_bench("bench_path")
+    build = load_bench("build")
     agreement = load_bench("agreement")
-    cfg = bench.cell_config("config/paper.yaml", "resnet20", "fpq", 4, {"compile": False}, "cpu")
+    cfg = build.cell_config("config/paper.yaml", "resnet20", "fpq", 4, {"compile": False}, "cpu")
     import numpy as np
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
