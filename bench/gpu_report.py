@@ -59,14 +59,15 @@ def _seconds(rows: list[dict], arch: str, path: str, variant: str):
     return row["s_per_epoch"] if row["status"] == "ok" else row["s_per_epoch"] or row["status"]
 
 
-AGREE_ROWS = {"agree": ("graph", "graph_vs_eager", "eager"), "agree-triton": ("graph-triton", "triton_vs_torch", "torch")}
+# agreement row -> (its variant, its checks' name, path a's name, path b's name) as bench/agreement.py writes them
+AGREE_ROWS = {"agree": ("graph", "graph_vs_eager", "eager", "graph"),
+              "agree-triton": ("graph-triton", "triton_vs_torch", "torch", "triton")}
 
 
 def agreement(rows: list[dict], arch: str = "resnet18", path: str = "agree") -> tuple[bool, str]:
     """Whether the graph step agreed with eager (the `agree` row), or the Triton kernels with the
     torch path (`agree-triton`), and why or why not."""
-    variant, check, other = AGREE_ROWS[path]
-    new = variant.split("-")[-1]
+    variant, check, other, new = AGREE_ROWS[path]
     row = _row(rows, arch, path, variant)
     if row is None or row["status"] != "ok":
         return False, f"no {path} row ({row['s_per_epoch'] if row else 'absent'})"

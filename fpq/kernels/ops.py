@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import triton
 
 from fpq.kernels import csd as csd_k
 from fpq.kernels import fake_quant as fq_k
@@ -147,7 +148,7 @@ def _csd_moments(zs: torch.Tensor, zt: torch.Tensor, sample: bool) -> torch.Tens
     out = torch.empty((csd_k.MOMENTS, n, c), device=zs.device, dtype=torch.float32)
     block_c, block_hw = csd_k.blocks(c, h * w)
     with _device(zs):
-        csd_k.csd_moments_kernel[(n, triton_cdiv(c, block_c))](
+        csd_k.csd_moments_kernel[(n, triton.cdiv(c, block_c))](
             zs, zt, out, n * c, c, h * w, *ss, *ts, SAMPLE=sample, BLOCK_C=block_c, BLOCK_HW=block_hw)
     return out
 
@@ -166,7 +167,7 @@ def _csd_grad(zs: torch.Tensor, zt: torch.Tensor, coef: torch.Tensor) -> torch.T
     dz = torch.empty_like(zs)
     block_c, block_hw = csd_k.blocks(c, h * w)
     with _device(zs):
-        csd_k.csd_grad_kernel[(n, triton_cdiv(c, block_c), triton_cdiv(h * w, block_hw))](
+        csd_k.csd_grad_kernel[(n, triton.cdiv(c, block_c), triton.cdiv(h * w, block_hw))](
             zs, zt, dz, coef, c, h * w, *ss, *ts, c if coef.shape[1] > 1 else 0, coef.shape[1] * c,
             BLOCK_C=block_c, BLOCK_HW=block_hw)
     return dz
@@ -175,10 +176,6 @@ def _csd_grad(zs: torch.Tensor, zt: torch.Tensor, coef: torch.Tensor) -> torch.T
 @_csd_grad.register_fake
 def _(zs, zt, coef):
     return torch.empty_like(zs)
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def csd_statistics(moments: torch.Tensor, zs: torch.Tensor, zt: torch.Tensor, sample: bool, eps: float):

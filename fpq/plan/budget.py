@@ -8,7 +8,7 @@ import yaml
 
 from fpq.config import FinalHessianConfig, RunConfig
 from fpq.method.registry import METHODS
-from fpq.plan.grid import expand
+from fpq.plan.grid import Plan, expand
 
 FULL_TRAIN_SET = 50_000
 HESSIAN_STEP_FACTOR = 3.0  # one Hessian-vector product costs about three training steps
@@ -128,13 +128,20 @@ def measurement_seconds(cfg: RunConfig, timings: dict, probes: int, batches: int
     return hessian_point_seconds(timing_row(timings, cfg.arch), probes, batches, batch_size)
 
 
+def final_hessian(config: dict) -> FinalHessianConfig:
+    """The final Hessian measurement a workflow config asks for (its `hessian:` final_* keys)."""
+    h = config["hessian"]
+    return FinalHessianConfig(h["final_probes"], h["final_batches"], h["batch_size"], h["seed"], h["eigen_iters"])
+
+
 RULES = ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "index_runs",
          "build_tables", "plot_figures", "all")  # the workflow's rules; `all` is the target, one job of no work
 
 
-def job_counts(config: dict) -> Counter:
-    """Jobs per rule, as `snakemake -n` counts them for this config with no result made yet (tested equal)."""
-    plan = expand(config)
+def job_counts(config: dict, plan: Plan | None = None) -> Counter:
+    """Jobs per rule, as `snakemake -n` counts them for this config with no result made yet (tested
+    equal); `plan`, the config's expanded plan where the caller has it already."""
+    plan = plan or expand(config)
     runs = plan.runs
     jobs = Counter("train_teacher" if r.teacher_id is None else "train_qat" for r in runs.values())
     jobs["measure_hessian"], jobs["probe_variance"] = len(plan.hessian_ids), len(plan.variance_ids)
@@ -162,9 +169,8 @@ def budget_report(config: dict, timings_path: str | Path, gpus: int = DEFAULT_GP
     timings = load_timings(timings_path)
     plan = expand(config)
     runs = plan.runs
-    jobs = job_counts(config)
-    h = config["hessian"]
-    final = FinalHessianConfig(h["final_probes"], h["final_batches"], h["batch_size"], h["seed"], h["eigen_iters"])
+    jobs = job_counts(config, plan)
+    final = final_hessian(config)
     seconds = Counter()
     for run in runs.values():
         share = gpu_share(timings, run.config.arch)

@@ -11,18 +11,16 @@ import copy
 import math
 from pathlib import Path
 
-from fpq.config import FinalHessianConfig
 from fpq.plan.blocks import blocks_folder, finished_seeds, read_blocks
-from fpq.plan.budget import gpu_share, load_timings, measurement_seconds, run_seconds
-from fpq.plan.grid import Plan, expand
+from fpq.plan.budget import final_hessian, gpu_share, load_timings, measurement_seconds, run_seconds
+from fpq.plan.grid import Plan, expand, schedule_point
 
 SITTING_S = 660  # about 11 minutes of compute: a 15-minute device budget in two calls, less starts and packs
 
 
 def seed_seconds(plan: Plan, config: dict, timings: dict) -> tuple[float, dict[int, float]]:
     """(the teachers' seconds, {seed: seconds of its QAT runs and their final Hessians})."""
-    h = config["hessian"]
-    final = FinalHessianConfig(h["final_probes"], h["final_batches"], h["batch_size"], h["seed"], h["eigen_iters"])
+    final = final_hessian(config)
     teacher, by_seed = 0.0, {}
     for rid, run in plan.runs.items():
         share = gpu_share(timings, run.config.arch)
@@ -70,8 +68,8 @@ def point_config(config: dict, epochs: int) -> dict:
     """A schedule study's point at `epochs` QAT epochs (`qat_schedule`): named and blocked after it."""
     point = copy.deepcopy(config)
     point["qat"] = {**config["qat"], "epochs": epochs}
-    base = config["name"].removesuffix(f"-q{config['qat']['epochs']}")
-    point["name"] = f"{base}-q{epochs}"
+    point["name"] = config["name"].removesuffix(f"-q{config['qat']['epochs']}")
+    schedule_point(point)  # the grid's own naming: <name>-q<epochs>
     return point
 
 
@@ -82,8 +80,9 @@ def study_report(config: dict, timings_path: str | Path, sitting_s: float = SITT
         return sittings_report(config, timings_path, sitting_s)
     lines, needs = [], []
     for epochs in points:
-        text, need = price(point_config(config, epochs), timings_path, sitting_s)
-        lines.append(f"{point_config(config, epochs)['name']} ({epochs} QAT epochs) {text}")
+        point = point_config(config, epochs)
+        text, need = price(point, timings_path, sitting_s)
+        lines.append(f"{point['name']} ({epochs} QAT epochs) {text}")
         needs.append(need)
     total = "cannot be made of sittings this long" if None in needs else f"{sum(needs)} sittings"
     return "\n".join(lines + [f"the schedule study ({len(points)} points): {total}"])

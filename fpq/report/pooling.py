@@ -22,7 +22,7 @@ from scipy import stats
 from fpq.plan.blocks import Block
 from fpq.plan.index import RunIndex
 from fpq.report.formats import TOP1, pvalue
-from fpq.report.results import Collected, collect, select, settings, values
+from fpq.report.results import Collected, collect, select, settings, unique_cells, values
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label
 
 CURRENT = "this sitting"
@@ -70,7 +70,8 @@ def teacher_text(collected: Collected, block: str) -> str:
     return f"teacher{'s' if len(top1) > 1 else ''} " + (", ".join(f"{TOP1.value(v)}%" for v in top1) or "—")
 
 
-def _pair_units(frame: pd.DataFrame, main_p: float, setting: tuple, column: str = "top1"):
+def pair_values(frame: pd.DataFrame, main_p: float, setting: tuple, column: str = "top1"):
+    """(FPQ's, LSQ's) values by (block, seed) unit in one cell: what the study's comparison pairs."""
     dataset, arch, w, a = setting
     a_, b_ = (values(select(frame, dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=m,
                             p=main_p if m == "fpq" else None), column) for m in PAIR)
@@ -79,13 +80,13 @@ def _pair_units(frame: pd.DataFrame, main_p: float, setting: tuple, column: str 
 
 def block_rows(collected: Collected) -> list[list[str]]:
     """One row per block: its name, its teacher(s) top-1, its FPQ/LSQ pairs and unpaired runs."""
-    frame = collected.entries.drop(columns="grid").drop_duplicates(subset=["block", "run_id"])
+    frame = unique_cells(collected)
     rows = []
     for block in collected.blocks:
         mine = frame[frame.block == block]
         pairs = unpaired = 0
         for setting in settings(mine[mine.method.isin(PAIR)]):
-            a, b = _pair_units(mine, collected.main_p, setting)
+            a, b = pair_values(mine, collected.main_p, setting)
             shared = set(a.index) & set(b.index)
             pairs += len(shared)
             unpaired += len(a) + len(b) - 2 * len(shared)
@@ -122,7 +123,7 @@ def blocks_section(collected: Collected) -> list[str]:
     """The claims page's section on the blocks ([] for one results folder)."""
     if not collected.blocks:
         return []
-    n, frame = len(collected.blocks), collected.entries.drop(columns="grid").drop_duplicates(subset=["block", "run_id"])
+    n, frame = len(collected.blocks), unique_cells(collected)
     t = sum(len(teachers(collected, b)) for b in collected.blocks)
     lines = [f"## Blocks: {n} sitting{'s' if n > 1 else ''}, {t} teacher{'s' if t != 1 else ''}", "",
              f"Pooled from {n} block{'s' if n > 1 else ''}, each a sitting that trained its own FP teacher. A "
@@ -134,7 +135,7 @@ def blocks_section(collected: Collected) -> list[str]:
                                                                                         disable_numparse=True),
              ""]
     for setting in settings(frame[frame.method.isin(PAIR)]):
-        a, b = _pair_units(frame, collected.main_p, setting)
+        a, b = pair_values(frame, collected.main_p, setting)
         gains, p = block_effect(a, b)
         dataset, arch, w, a_bits = setting
         where = f"{DATASET_LABELS.get(dataset, dataset)} {arch_label(arch)} {bits_label(w, a_bits)}"

@@ -22,8 +22,8 @@ from fpq.io import write_text
 from fpq.plan.blocks import read_blocks
 from fpq.report.formats import DASH, TOP1, pvalue
 from fpq.report.plots import plt, save
-from fpq.report.pooling import PAIR, pool
-from fpq.report.results import Collected, select, settings, values
+from fpq.report.pooling import PAIR, pair_values, pool
+from fpq.report.results import Collected, settings, unique_cells
 from fpq.report.stamp import stamp
 from fpq.report.stats import Comparison, compare_seeds, verdict_text
 
@@ -52,13 +52,11 @@ def read_points(root: str | Path) -> list[Point]:
         if not blocks:
             continue
         collected = pool(blocks)
-        frame = collected.entries.drop(columns="grid").drop_duplicates(subset=["block", "run_id"])
+        frame = unique_cells(collected)
         cells = settings(frame[frame.method.isin(PAIR)])
         if len(cells) != 1:
             raise DataError(f"{folder}: a schedule point compares LSQ and FPQ in one cell, found {len(cells)}")
-        dataset, arch, w, a = cells[0]
-        fpq, lsq = (values(select(frame, dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=m,
-                                  p=collected.main_p if m == "fpq" else None)) for m in PAIR)
+        fpq, lsq = pair_values(frame, collected.main_p, cells[0])
         shared = [u for u in fpq.index if u in set(lsq.index)]
         points.append(Point(_epochs(collected, folder), collected, compare_seeds(fpq, lsq, bound=TOP1.bound),
                             [float(fpq[u] - lsq[u]) for u in shared]))
