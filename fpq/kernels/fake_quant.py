@@ -16,9 +16,10 @@ scalar 0/1). The noise is Philox `tl.rand(seed, element offset)`: the backward r
 same noise from the same seed instead of storing it.
 
 Backward, per element: grad_x = grad inside LSQ's region (0 < v + z < qmax, the unrounded value),
-0 outside; and, per block of a row, the partial sums of grad * ds/ds (round(u) - u inside... written as
-q - z - v inside, q - z outside) and of grad outside (the learned offset's gradient), stored per
-block and summed by torch afterwards: no float atomics, so a rerun is bit-identical.
+0 outside; and, per block of a row, the partial sums of grad * d out/d s (q - z - v inside, i.e.
+round(v) - v for LSQ and round(u) - u for LSQ+; q - z outside) and of grad outside (the learned
+offset's gradient is -s times it), stored per block and summed by torch afterwards: no float
+atomics, so a rerun is bit-identical.
 """
 from __future__ import annotations
 

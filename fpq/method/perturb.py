@@ -40,7 +40,7 @@ class StochasticFeaturePerturbation(nn.Module):
         """The noise is drawn inside the quantizer's Triton kernel (no extra pass over memory):
         LSQ/LSQ+ on the triton path, the per-layer gate, while training."""
         return (self.training and self.p > 0.0 and self.gate == "layer" and not a_quant.calibrating
-                and getattr(a_quant, "kernels", "torch") == "triton" and hasattr(a_quant, "quantize_perturbed"))
+                and a_quant.kernels == "triton" and hasattr(a_quant, "quantize_perturbed"))
 
     def _on_device(self) -> bool:
         # Under torch.compile a Python branch on a random value would split the graph at every

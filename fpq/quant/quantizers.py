@@ -35,6 +35,15 @@ class Quantizer(nn.Module):
         self.register_buffer("observed_min", torch.full(shape, math.inf))
         self.register_buffer("observed_max", torch.full(shape, -math.inf))
 
+    def fake_quant_fn(self) -> Callable:
+        """The affine fake-quantization function of this quantizer's path: the Triton kernels
+        (`kernels` = "triton"), else the fused autograd function or the reference op chain."""
+        if self.kernels == "triton":
+            from fpq.kernels.ops import fake_quant
+
+            return fake_quant
+        return fake_quant_fused if self.fused else fake_quant_reference
+
     def _reduce_dims(self, x: torch.Tensor) -> list[int]:
         return list(range(1, x.dim())) if self.per_channel else list(range(x.dim()))
 
@@ -95,12 +104,7 @@ class LsqQuantizer(Quantizer):
         return 1.0 / math.sqrt(numel * self.qmax)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernels == "triton":
-            from fpq.kernels.ops import fake_quant
-
-            return fake_quant(x, self.step, self.offset, self.qmax, self.grad_scale(x), self.learn_offset)
-        fn = fake_quant_fused if self.fused else fake_quant_reference
-        return fn(x, self.step, self.offset, self.qmax, self.grad_scale(x), self.learn_offset)
+        return self.fake_quant_fn()(x, self.step, self.offset, self.qmax, self.grad_scale(x), self.learn_offset)
 
     def quantize_perturbed(self, x: torch.Tensor, placement: str, gate: torch.Tensor, seed: torch.Tensor):
         """SFP's noise U[-s/2, s/2] * gate added after (or before) quantizing, drawn from `seed`
@@ -131,11 +135,7 @@ class MinMaxWeightQuantizer(Quantizer):
         dims = self._reduce_dims(w)
         with torch.no_grad():
             step, offset = minmax_step_offset(w.amin(dim=dims, keepdim=True), w.amax(dim=dims, keepdim=True), self.qmax)
-        if self.kernels == "triton":
-            from fpq.kernels.ops import fake_quant as fn
-        else:
-            fn = fake_quant_fused if self.fused else fake_quant_reference
-        return fn(w, step, offset, self.qmax, 1.0)
+        return self.fake_quant_fn()(w, step, offset, self.qmax, 1.0)
 
     def step_size(self) -> torch.Tensor:
         return ((self.observed_max - self.observed_min) / self.qmax).detach()

@@ -15,7 +15,7 @@ from fpq.method.perturb import attach_sfp
 from fpq.method.registry import METHODS
 from fpq.models import create_model
 from fpq.quant import calibrate, kernel_path, prepare_qat, set_kernels
-from fpq.quant.quantizers import PactQuantizer, Quantizer
+from fpq.quant.quantizers import LsqQuantizer, MinMaxWeightQuantizer, PactQuantizer, Quantizer
 from fpq.run import kernel_check
 from fpq.run.kernel_check import choose_kernels, self_check
 
@@ -105,6 +105,24 @@ def test_set_kernels_reaches_every_quantizer_and_pact_keeps_its_torch_clip():
     assert pact.kernels == "torch"
     with pytest.raises(ValueError, match="kernels must be one of"):
         set_kernels(model, "cuda")
+
+
+@pytest.mark.parametrize("method", ["lsq", "lsq+", "pact"])
+def test_a_quantizer_on_the_triton_path_calls_the_kernel_op(method, monkeypatch):
+    """Every LSQ, LSQ+ and min/max weight quantizer goes through `fpq::fake_quant` once a forward on
+    the triton path, none on the torch path (PACT's activation clip never)."""
+    x = torch.randn(2, 3, 16, 16)
+    model, _ = quantized_resnet20(method, x)
+    calls = []
+    real = ops.fake_quant
+    monkeypatch.setattr(ops, "fake_quant", lambda *a, **k: calls.append(1) or real(*a, **k))
+    set_kernels(model, "torch")
+    model(x)
+    assert not calls
+    set_kernels(model, "triton")
+    model(x)
+    kernel_quantizers = [q for q in model.modules() if isinstance(q, (LsqQuantizer, MinMaxWeightQuantizer))]
+    assert kernel_quantizers and len(calls) == len(kernel_quantizers)
 
 
 def test_the_hessian_path_switches_to_torch_and_back():
