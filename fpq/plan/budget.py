@@ -134,6 +134,16 @@ def final_hessian(config: dict) -> FinalHessianConfig:
     return FinalHessianConfig(h["final_probes"], h["final_batches"], h["batch_size"], h["seed"], h["eigen_iters"])
 
 
+def run_gpu_seconds(plan: Plan, run_id: str, timings: dict, final: FinalHessianConfig) -> tuple[float, float]:
+    """(training, final Hessian) GPU seconds of one planned run, each its arch's GPU share of the wall
+    seconds; the Hessian's 0 where the plan measures none for the run."""
+    cfg = plan.runs[run_id].config
+    share = gpu_share(timings, cfg.arch)
+    hessian = (measurement_seconds(cfg, timings, final.probes, final.batches, final.batch_size)
+               if run_id in plan.hessian_ids else 0.0)
+    return run_seconds(cfg, timings) * share, hessian * share
+
+
 RULES = ("fetch_data", "train_teacher", "train_qat", "measure_hessian", "probe_variance", "index_runs",
          "build_tables", "plot_figures", "all")  # the workflow's rules; `all` is the target, one job of no work
 
@@ -172,12 +182,10 @@ def budget_report(config: dict, timings_path: str | Path, gpus: int = DEFAULT_GP
     jobs = job_counts(config, plan)
     final = final_hessian(config)
     seconds = Counter()
-    for run in runs.values():
-        share = gpu_share(timings, run.config.arch)
-        seconds["train_teacher" if run.teacher_id is None else "train_qat"] += run_seconds(run.config, timings) * share
-    for rid in plan.hessian_ids:
-        seconds["measure_hessian"] += measurement_seconds(runs[rid].config, timings, final.probes, final.batches,
-                                                          final.batch_size) * gpu_share(timings, runs[rid].config.arch)
+    for rid, run in runs.items():
+        train, hessian = run_gpu_seconds(plan, rid, timings, final)
+        seconds["train_teacher" if run.teacher_id is None else "train_qat"] += train
+        seconds["measure_hessian"] += hessian
     used = {r.config.arch: timing_row(timings, r.config.arch) for r in runs.values()}
     estimated = sorted(arch for arch, row in used.items() if row.get("estimated"))
     lines = [f"jobs: {sum(jobs.values())}  (as `snakemake -n` counts them, the target rule `all` included)",

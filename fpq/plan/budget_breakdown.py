@@ -2,8 +2,8 @@
 the source of its seconds per epoch (measured on which GPU and torch, through which path, or an
 estimate), so a reader sees how much of the total rests on measurements of the path the grid runs.
 
-Priced with `fpq.plan.budget`'s own functions (run_seconds, measurement_seconds, gpu_share), so
-the rows add up to `budget_report`'s total (a test checks it).
+Priced with `fpq.plan.budget`'s own `run_gpu_seconds`, so the rows add up to
+`budget_report`'s total (a test checks it).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from fpq.plan.budget import gpu_share, load_timings, measurement_seconds, run_seconds, timing_row
+from fpq.plan.budget import final_hessian, load_timings, run_gpu_seconds, timing_row
 from fpq.plan.grid import expand
 
 STAGES = ("teacher", "QAT", "Hessian")  # train_teacher, train_qat, measure_hessian (probe_variance is unpriced)
@@ -38,18 +38,17 @@ def source_of(row: dict) -> str:
 def breakdown(config: dict, timings: dict) -> list[Row]:
     """GPU-seconds by (arch, stage), in the plan's order of architectures."""
     plan = expand(config)
-    h = config["hessian"]
+    final = final_hessian(config)
     jobs: dict[tuple, int] = defaultdict(int)
     seconds: dict[tuple, float] = defaultdict(float)
-    for run in plan.runs.values():
+    for rid, run in plan.runs.items():
         key = (run.config.arch, "teacher" if run.teacher_id is None else "QAT")
+        train, hessian = run_gpu_seconds(plan, rid, timings, final)
         jobs[key] += 1
-        seconds[key] += run_seconds(run.config, timings) * gpu_share(timings, run.config.arch)
-    for rid in plan.hessian_ids:
-        cfg = plan.runs[rid].config
-        jobs[(cfg.arch, "Hessian")] += 1
-        seconds[(cfg.arch, "Hessian")] += measurement_seconds(cfg, timings, h["final_probes"], h["final_batches"],
-                                                              h["batch_size"]) * gpu_share(timings, cfg.arch)
+        seconds[key] += train
+        if rid in plan.hessian_ids:
+            jobs[(run.config.arch, "Hessian")] += 1
+            seconds[(run.config.arch, "Hessian")] += hessian
     archs = list(dict.fromkeys(arch for arch, _ in jobs))
     return [Row(arch, stage, jobs[(arch, stage)], seconds[(arch, stage)], source_of(timing_row(timings, arch)))
             for arch in archs for stage in STAGES if jobs[(arch, stage)]]

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from fpq.plan.blocks import blocks_folder, finished_seeds, read_blocks
-from fpq.plan.budget import final_hessian, gpu_share, load_timings, measurement_seconds, run_seconds
+from fpq.plan.budget import final_hessian, load_timings, run_gpu_seconds
 from fpq.plan.grid import Plan, expand, schedule_point
 
 SITTING_S = 660  # about 11 minutes of compute: a 15-minute device budget in two calls, less starts and packs
@@ -23,10 +23,7 @@ def seed_seconds(plan: Plan, config: dict, timings: dict) -> tuple[float, dict[i
     final = final_hessian(config)
     teacher, by_seed = 0.0, {}
     for rid, run in plan.runs.items():
-        share = gpu_share(timings, run.config.arch)
-        seconds = run_seconds(run.config, timings) * share
-        if rid in plan.hessian_ids:
-            seconds += measurement_seconds(run.config, timings, final.probes, final.batches, final.batch_size) * share
+        seconds = sum(run_gpu_seconds(plan, rid, timings, final))
         if run.teacher_id is None:
             teacher += seconds
         else:
