@@ -114,8 +114,8 @@ def finished_seeds(config: dict, blocks: list[Block]) -> dict[int, list[str]]:
     by_seed: dict[int, list[str]] = {}
     for rid in plan.ids("qat"):
         by_seed.setdefault(plan.runs[rid].cell.seed, []).append(rid)
-    return {seed: [b.name for b in blocks if all(b.finished(rid) for rid in ids)]
-            for seed, ids in by_seed.items() if any(all(b.finished(rid) for rid in ids) for b in blocks)}
+    done = {seed: [b.name for b in blocks if all(b.finished(rid) for rid in ids)] for seed, ids in by_seed.items()}
+    return {seed: names for seed, names in done.items() if names}
 
 
 def blocks_folder(config: dict) -> str:
@@ -158,8 +158,9 @@ def _metrics(folder: Path) -> dict:
 def _block_info(results: Path, index: RunIndex, info: dict, finished: list[str]) -> dict:
     """run.json of a block: what the pack said, plus what its results say (the teachers' top-1,
     the device and torch where the pack did not say)."""
-    teachers = {rid: _metrics(results / "runs" / rid) for rid in finished if index.runs[rid].stage == "teacher"}
-    some = next(iter(teachers.values()), None) or (_metrics(results / "runs" / finished[0]) if finished else {})
+    metrics = {rid: _metrics(results / "runs" / rid) for rid in finished}
+    teachers = {rid: m for rid, m in metrics.items() if index.runs[rid].stage == "teacher"}
+    some = next(iter(teachers.values()), None) or (metrics[finished[0]] if finished else {})
     device = some.get("device") or {}
     out = {**info}
     out.setdefault("gpu", device.get("name") if device.get("type") == "cuda" else "none")
@@ -171,8 +172,7 @@ def _block_info(results: Path, index: RunIndex, info: dict, finished: list[str])
     out["finished_runs"] = len(finished)
     # the sitting's wall time as the GPU scripts measured it (every call), and the runs' own
     out["wall_s"] = info.get("snakemake_wall_s_all_calls", info.get("snakemake_wall_s"))
-    out["runs_wall_s"] = round(sum(float(_metrics(results / "runs" / rid).get("wall_time_s") or 0.0)
-                                   for rid in finished), 1)
+    out["runs_wall_s"] = round(sum(float(m.get("wall_time_s") or 0.0) for m in metrics.values()), 1)
     return out
 
 
