@@ -110,7 +110,8 @@ def choose_variant(rows: list[dict], arch: str = "resnet18") -> tuple[str, str]:
     chosen = f"graph agreed ({why}) and FPQ costs {cost['graph']:.2f} vs {cost['eager']:.2f} s/epoch"
     kernels_ok, kernels_why = agreement(rows, arch, "agree-triton")
     if not kernels_ok or cost["graph-triton"] is None:
-        return "graph", chosen + f"; torch kernels: {kernels_why if not kernels_ok else 'fpq [graph-triton] not measured'}"
+        unused = kernels_why if not kernels_ok else "fpq [graph-triton] not measured"
+        return "graph", chosen + f"; Triton kernels not used: {unused}"
     if cost["graph-triton"] >= cost["graph"]:
         return "graph", chosen + f"; Triton kernels agreed but are not faster ({cost['graph-triton']:.2f} s/epoch)"
     return "graph-triton", chosen + f"; Triton kernels agreed ({kernels_why}) and FPQ costs {cost['graph-triton']:.2f}"

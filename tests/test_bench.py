@@ -169,3 +169,34 @@ def test_the_agreement_row_compares_every_step_not_the_last_one_fifty_times(monk
     assert row["captured"] and row["failure"] is None
     assert row["loss_max_abs_diff"] == 0.0
     assert row["loss_first"] != row["loss_last_graph"]
+
+
+def _agree_row(path: str, variant: str, rel: float, **steps) -> dict:
+    check = {"agree": "graph_vs_eager", "agree-triton": "triton_vs_torch"}[path]
+    return {"arch": "resnet18", "path": path, "variant": variant, "status": "ok", "s_per_epoch": 1.0,
+            "checks": {f"{check}_50_steps": {"loss_max_rel_diff": rel, **steps}}}
+
+
+def _fpq_row(variant: str, seconds: float) -> dict:
+    return {"arch": "resnet18", "path": "fpq", "variant": variant, "status": "ok", "s_per_epoch": seconds, "build_s": 5.0}
+
+
+@pytest.mark.parametrize("graph_rel, triton_s, triton_rel, in_force, chosen", [
+    (0.001, 4.0, 0.001, "triton", "graph-triton"),  # agreed with the torch path and faster
+    (0.001, 6.0, 0.001, "triton", "graph"),  # agreed, not faster than the torch path's graph
+    (0.001, 4.0, 0.5, "triton", "graph"),  # faster, but its losses part from the torch path's
+    (0.001, 4.0, 0.001, "torch", "graph"),  # the self-check sent the run down the torch path
+    (0.001, None, 0.001, "triton", "graph"),  # FPQ on the kernels not measured
+    (0.5, 4.0, 0.001, "triton", "eager"),  # the graph itself did not agree with eager
+])
+def test_the_campaign_takes_the_triton_kernels_only_where_they_agreed_and_are_faster(graph_rel, triton_s, triton_rel,
+                                                                                      in_force, chosen):
+    report = load_bench("gpu_report")
+    rows = [_agree_row("agree", "graph", graph_rel, captured=True), _fpq_row("eager", 8.0), _fpq_row("graph", 5.0),
+            _agree_row("agree-triton", "graph-triton", triton_rel, kernels_in_force=["torch", in_force])]
+    rows += [_fpq_row("graph-triton", triton_s)] if triton_s is not None else []
+    variant, why = report.choose_variant(rows)
+    assert variant == chosen, why
+    choice = report.campaign_choice({"path": {"variant": variant}})
+    assert choice["CUDA_GRAPH"] == ("false" if chosen == "eager" else "true")
+    assert choice["KERNELS"] == ("triton" if chosen == "graph-triton" else "torch")
