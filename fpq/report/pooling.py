@@ -22,7 +22,8 @@ from scipy import stats
 from fpq.plan.blocks import Block
 from fpq.plan.index import RunIndex
 from fpq.report.formats import TOP1, pvalue
-from fpq.report.results import Collected, collect, select, settings, unique_cells, values
+from fpq.report.results import Collected, collect, select, settings, unique_cells, unit_block, values
+from fpq.report.stats import pair_gains
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label
 
 CURRENT = "this sitting"
@@ -87,9 +88,9 @@ def block_rows(collected: Collected) -> list[list[str]]:
         pairs = unpaired = 0
         for setting in settings(mine[mine.method.isin(PAIR)]):
             a, b = pair_values(mine, collected.main_p, setting)
-            shared = set(a.index) & set(b.index)
-            pairs += len(shared)
-            unpaired += len(a) + len(b) - 2 * len(shared)
+            shared = len(pair_gains(a, b))
+            pairs += shared
+            unpaired += len(a) + len(b) - 2 * shared
         top1 = ", ".join(f"{TOP1.value(v)}%" for v in teachers(collected, block)) or "—"
         rows.append([block, top1, str(pairs), str(unpaired)])
     return rows
@@ -98,11 +99,9 @@ def block_rows(collected: Collected) -> list[list[str]]:
 def block_effect(a: pd.Series, b: pd.Series, higher: bool = True) -> tuple[dict[str, list[float]], float]:
     """The per-pair gains grouped by block, and the p of a one-way ANOVA that their means differ
     (NaN where fewer than two blocks have pairs, or no block has two)."""
-    shared = [u for u in a.index if u in set(b.index)]
     gains: dict[str, list[float]] = {}
-    for unit in shared:
-        gain = a[unit] - b[unit] if higher else b[unit] - a[unit]
-        gains.setdefault(str(unit).rsplit(" s", 1)[0], []).append(float(gain))
+    for unit, gain in pair_gains(a, b, higher).items():
+        gains.setdefault(unit_block(unit), []).append(float(gain))
     groups = list(gains.values())
     if len(groups) < 2 or sum(len(g) for g in groups) <= len(groups):
         return gains, math.nan

@@ -164,6 +164,20 @@ def values(rows: pd.DataFrame, column: str = "top1") -> pd.Series:
     ok = rows[(rows.status == "ok") & rows[column].notna()]
     seeds = ok.seed.to_numpy(dtype=int)
     if "block" in ok and ok.block.astype(bool).any():
-        return pd.Series(ok[column].to_numpy(dtype=float), index=[f"{b} s{s}" for b, s in zip(ok.block, seeds)],
+        return pd.Series(ok[column].to_numpy(dtype=float), index=[unit_label(b, s) for b, s in zip(ok.block, seeds)],
                          dtype=float)
     return pd.Series(ok[column].to_numpy(dtype=float), index=seeds, dtype=float)
+
+
+def unit_label(block: str, seed: int) -> str:
+    """A (block, seed) unit's label, 'BLOCK sSEED'; `unit_block` reads the block back."""
+    return f"{block} s{seed}"
+
+
+def unit_block(label) -> str:
+    """The block of a unit's label (the part before the last ' s': a block's name may hold one).
+
+    >>> unit_block(unit_label("2026-12-04-h200", 3)), unit_block(unit_label("a s1", 12))
+    ('2026-12-04-h200', 'a s1')
+    """
+    return str(label).rsplit(" s", 1)[0]

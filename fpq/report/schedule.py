@@ -25,7 +25,7 @@ from fpq.report.plots import plt, save
 from fpq.report.pooling import PAIR, pair_values, pool
 from fpq.report.results import Collected, settings, unique_cells
 from fpq.report.stamp import stamp
-from fpq.report.stats import Comparison, compare_seeds, verdict_text
+from fpq.report.stats import Comparison, compare_seeds, pair_gains, verdict_text
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,8 @@ def read_points(root: str | Path) -> list[Point]:
         if len(cells) != 1:
             raise DataError(f"{folder}: a schedule point compares LSQ and FPQ in one cell, found {len(cells)}")
         fpq, lsq = pair_values(frame, collected.main_p, cells[0])
-        shared = [u for u in fpq.index if u in set(lsq.index)]
         points.append(Point(_epochs(collected, folder), collected, compare_seeds(fpq, lsq, bound=TOP1.bound),
-                            [float(fpq[u] - lsq[u]) for u in shared]))
+                            [float(g) for g in pair_gains(fpq, lsq)]))
     if not points:
         raise DataError(f"{root}: no schedule point with a block (points are <blocks>/q<epochs>/<block>/)")
     return sorted(points, key=lambda p: p.epochs)

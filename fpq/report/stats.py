@@ -180,19 +180,30 @@ def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b:
                          seeds_needed(paper_gain, sd_a, sd_b), (sd_a, sd_b))
 
 
+def pair_gains(a: pd.Series, b: pd.Series, higher_is_better: bool = True) -> pd.Series:
+    """A's gain over B on each unit (seed, or (block, seed)) both have, in A's order: what a paired
+    comparison tests.
+
+    >>> pair_gains(pd.Series([3.0, 5.0, 7.0], index=[0, 1, 2]), pd.Series([1.0, 4.0], index=[1, 0])).to_dict()
+    {0: -1.0, 1: 4.0}
+    """
+    in_b = set(b.index)
+    shared = [u for u in a.index if u in in_b]
+    return (a.loc[shared] - b.loc[shared]) if higher_is_better else (b.loc[shared] - a.loc[shared])
+
+
 def compare_seeds(a: pd.Series, b: pd.Series, higher_is_better: bool = True, paper_gain: float = math.nan,
                   bound: float = math.nan) -> Comparison:
     """A against B from their values by seed (index = seed): paired on the seeds both have (the
     others left out and counted), Welch's only when they share none. `bound` is the best value the
     measure can take (100 for top-1, 0 for a trace): the gain's room is B's distance to it."""
     a, b = a.dropna(), b.dropna()
-    shared = [s for s in a.index if s in set(b.index)]
-    if shared:
-        diffs = (a.loc[shared] - b.loc[shared]) if higher_is_better else (b.loc[shared] - a.loc[shared])
-        c = replace(paired(diffs, paper_gain), left_out=len(a) + len(b) - 2 * len(shared))
+    diffs = pair_gains(a, b, higher_is_better)
+    if len(diffs):
+        c = replace(paired(diffs, paper_gain), left_out=len(a) + len(b) - 2 * len(diffs))
         if c.verdict == UNDETERMINED and c.reason != NO_SPREAD:  # one pair, no test: the means of every seed
             c = replace(c, gain=float(a.mean() - b.mean()) if higher_is_better else float(b.mean() - a.mean()))
-        reference = b.loc[shared]
+        reference = b.loc[diffs.index]
     else:
         sd = lambda s: float(s.std(ddof=1)) if len(s) >= 2 else math.nan  # noqa: E731
         c = welch(float(a.mean()), sd(a), len(a), float(b.mean()), sd(b), len(b), higher_is_better, paper_gain)
