@@ -11,7 +11,7 @@ import contextlib
 
 from torch import nn
 
-from fpq.quant.quantizers import Quantizer
+from fpq.quant.quantizers import quantizers_in
 
 KERNEL_PATHS = ("torch", "triton")
 
@@ -20,7 +20,7 @@ def set_kernels(model: nn.Module, kernels: str) -> int:
     """Every quantizer of `model` on `kernels`; returns how many quantizers there are."""
     if kernels not in KERNEL_PATHS:
         raise ValueError(f"kernels must be one of {KERNEL_PATHS}, got {kernels!r}")
-    quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
+    quantizers = quantizers_in(model)
     for q in quantizers:
         q.kernels = kernels
     return len(quantizers)
@@ -29,7 +29,7 @@ def set_kernels(model: nn.Module, kernels: str) -> int:
 @contextlib.contextmanager
 def kernel_path(model: nn.Module, kernels: str):
     """`model`'s quantizers on `kernels` inside the block, each back on its own path after it."""
-    quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
+    quantizers = quantizers_in(model)
     before = [q.kernels for q in quantizers]
     set_kernels(model, kernels)
     try:

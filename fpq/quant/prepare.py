@@ -8,7 +8,7 @@ from torch import nn
 
 from fpq.quant import FP_BITS
 from fpq.quant.layers import QUANT_LAYERS, QuantConv2d, QuantLinear
-from fpq.quant.quantizers import QUANTIZERS, Quantizer
+from fpq.quant.quantizers import QUANTIZERS, quantizers_in
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def calibrate(model: nn.Module, images: torch.Tensor) -> int:
     Eval mode for the pass (BN statistics untouched), the caller's mode restored. Returns the
     number of quantizers initialized.
     """
-    quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
+    quantizers = quantizers_in(model)
     was_training = model.training
     model.eval()
     for q in quantizers:

@@ -185,6 +185,11 @@ QUANTIZERS: dict[str, QuantizerFamily] = {
 }
 
 
+def quantizers_in(model: nn.Module) -> list[Quantizer]:
+    """Every quantizer of `model` (weights' and activations'), in module order."""
+    return [m for m in model.modules() if isinstance(m, Quantizer)]
+
+
 def quantizer_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Step sizes, learned offsets and PACT alphas (kept apart for the weight-decay choice)."""
-    return [p for m in model.modules() if isinstance(m, Quantizer) for p in m.parameters(recurse=False)]
+    return [p for q in quantizers_in(model) for p in q.parameters(recurse=False)]
