@@ -121,10 +121,10 @@ def _workflow_config(args, sitting: bool = True) -> dict:
 
     if getattr(args, "config_json", None):
         config = prepare_workflow_config(json.loads(args.config_json))
-        return sitting_config(config) if sitting else config
-    config = load_workflow_config(project_file(args.configfile or DEFAULT_CONFIG, "workflow config"))
-    for key in FOLDER_KEYS + ("reference",) + (("blocks",) if config["blocks"] else ()):
-        config[key] = str(PROJECT / config[key])  # an absolute path stays as it is
+    else:
+        config = load_workflow_config(project_file(args.configfile or DEFAULT_CONFIG, "workflow config"))
+        for key in FOLDER_KEYS + ("reference",) + (("blocks",) if config["blocks"] else ()):
+            config[key] = str(PROJECT / config[key])  # an absolute path stays as it is
     return sitting_config(config) if sitting else config  # with blocks, a sitting: the seeds no block finished
 
 

@@ -5,12 +5,14 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fpq.cli import main
 from fpq.errors import DataError
 from fpq.plan.archive import pack
 from fpq.plan.blocks import finished_seeds, make_block, read_block, read_blocks, sitting_config
 from fpq.plan.grid import expand
+from fpq.plan.index import read_index
 from tests.fake_results import workflow_config, write_results
 
 GRID = {"ablation": {"datasets": ["cifar10"], "archs": ["resnet18"], "bits": ["w2a4"], "methods": ["lsq", "fpq"]}}
@@ -115,3 +117,20 @@ def test_the_budget_prices_the_seeds_left_block_by_block(tmp_path, capsys):
     assert "no whole seed fits" in sittings_report(config, timings, teacher + seed * 0.5)
     config["seeds"] = [0]
     assert "no sitting left" in sittings_report(config, timings)
+
+
+def test_the_cli_plans_the_sitting_from_a_config_file_and_from_the_workflows_json(tmp_path, capsys):
+    """`fpq runs --configfile` and `fpq index --config-json` (how the workflow's index_runs reads its
+    config) both plan the sitting only: the seeds no block finished, and the sitting's own teacher."""
+    config = sitting(tmp_path / "pack", unfinished=("resnet18_cifar10_w2a4_lsq_s1",))
+    make_block(tmp_path / "pack", tmp_path / "blocks")
+    config["blocks"] = str(tmp_path / "blocks")
+    want = sorted(expand(sitting_config(config)).runs)
+    assert want == ["resnet18_cifar10_fp_s0", "resnet18_cifar10_w2a4_fpq_p0.1_s1", "resnet18_cifar10_w2a4_lsq_s1"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["runs", "--configfile", str(path)]) == 0
+    assert sorted(capsys.readouterr().out.split()) == want
+    assert main(["index", "--config-json", json.dumps(config), "--out", str(tmp_path / "index.json")]) == 0
+    assert sorted(read_index(tmp_path / "index.json").runs) == want
