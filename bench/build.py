@@ -56,12 +56,10 @@ def _unvalidated(path: Path, arch: str, method: str, bits: tuple[int, int]) -> d
     with arch_runtime, the quant keys, the stage's optim) when its schema validator is missing."""
     import yaml
 
+    from fpq.plan.grid import merged  # the module imports without jsonschema (it validates on first use)
+
     config = yaml.safe_load(path.read_text())
-
-    def merge(base: dict, over: dict) -> dict:
-        return {**base, **{k: merge(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in over.items()}}
-
-    runtime = merge(config.get("runtime", {}), config.get("arch_runtime", {}).get(arch, {}))
+    runtime = merged(config.get("runtime", {}), config.get("arch_runtime", {}).get(arch, {}))
     data = {"arch": arch, "method": method, "data": {"dataset": "cifar10"}, "runtime": runtime}
     if bits[0] < 32:
         data["quant"] = {**config.get("quant", {}), "w_bits": bits[0], "a_bits": bits[1]}

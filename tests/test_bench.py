@@ -145,6 +145,30 @@ def test_the_harness_cell_is_the_workflows_cell_with_or_without_a_schema_validat
     assert merged.optim.batch_size == validated.optim.batch_size == 64
 
 
+def test_without_a_schema_validator_the_harness_lays_the_arch_runtime_over_the_runtime(monkeypatch, tmp_path):
+    """The unvalidated merge takes the cell's arch_runtime too, as run_config does (config/paper.yaml
+    has none, so the test above cannot see it: one is added here)."""
+    import yaml
+
+    import fpq.plan.grid as grid
+
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    paper["arch_runtime"] = {"resnet20": {"channels_last": True, "cuda": {"cuda_graph": False}}}
+    workflow = tmp_path / "paper-arch.yaml"
+    workflow.write_text(yaml.safe_dump(paper))
+    bench = load_bench("build")
+    validated = bench.cell_config(str(workflow), "resnet20", "fpq", 64, {"compile": False}, "cpu")
+
+    def missing(*_a, **_k):
+        raise ImportError("no jsonschema here")
+
+    monkeypatch.setattr(grid, "load_workflow_config", missing)
+    merged = bench.cell_config(str(workflow), "resnet20", "fpq", 64, {"compile": False}, "cpu")
+    assert merged.runtime == validated.runtime and merged.quant == validated.quant
+    assert merged.runtime.channels_last is True  # the arch_runtime's key
+    assert merged.runtime.on("cuda").cuda_graph is False and merged.runtime.on("cuda").bf16 is True  # over paper's
+
+
 def test_the_agreement_row_compares_every_step_not_the_last_one_fifty_times(monkeypatch):
     """bench/agreement.py through a stand-in graph on the CPU (the replay calls the step again):
     the two students take identical steps, so every loss must agree exactly, and the losses must

@@ -63,10 +63,15 @@ def parse_bits(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merged(base: dict, extra: dict) -> dict:
+    """A copy of `base` with `extra` laid over it, mapping by mapping (a runtime with its arch_runtime).
+
+    >>> merged({"a": 1, "cuda": {"x": 1, "y": 2}}, {"cuda": {"y": 3}, "b": 4})
+    {'a': 1, 'cuda': {'x': 1, 'y': 3}, 'b': 4}
+    """
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+        out[key] = merged(out.get(key, {}), value) if isinstance(value, dict) else value
     return out
 
 
@@ -74,7 +79,7 @@ def run_config(config: dict, cell: Cell, teacher_id: str | None) -> RunConfig:
     """The RunConfig of one cell under a workflow config (validated here, before any job)."""
     if cell.dataset not in config["data"]:
         raise ConfigError(f"data.{cell.dataset}: no data source configured for dataset {cell.dataset!r}")
-    runtime = _merge(config["runtime"], config["arch_runtime"].get(cell.arch, {}))
+    runtime = merged(config["runtime"], config["arch_runtime"].get(cell.arch, {}))
     data = {"arch": cell.arch, "method": cell.method, "seed": cell.seed, "run_id": cell.run_id,
             "data": {"dataset": cell.dataset, **config["data"][cell.dataset]}, "runtime": runtime}
     if teacher_id is None:
