@@ -31,10 +31,10 @@ def blocks(channels: int, hw: int) -> tuple[int, int]:
 
 @triton.jit
 def _tile(ptr, n, c, hw, sn, sc, shw, C, HW):
-    """A [BLOCK_HW, BLOCK_C] tile of sample n (fp32) and its mask."""
+    """A [BLOCK_HW, BLOCK_C] tile of sample n (fp32), its mask and its offsets."""
     mask = (hw[:, None] < HW) & (c[None, :] < C)
     offsets = n.to(tl.int64) * sn + c[None, :].to(tl.int64) * sc + hw[:, None].to(tl.int64) * shw
-    return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32), mask
+    return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32), mask, offsets
 
 
 @triton.jit
@@ -53,8 +53,8 @@ def csd_moments_kernel(zs_ptr, zt_ptr, out_ptr, plane, C, HW, s_sn, s_sc, s_shw,
     x = tl.zeros([BLOCK_C], dtype=tl.float32)
     for start in range(0, HW, BLOCK_HW):
         hw = start + tl.arange(0, BLOCK_HW)
-        zs, mask = _tile(zs_ptr, n, c, hw, s_sn, s_sc, s_shw, C, HW)
-        zt, _ = _tile(zt_ptr, n, c, hw, t_sn, t_sc, t_shw, C, HW)
+        zs, mask, _ = _tile(zs_ptr, n, c, hw, s_sn, s_sc, s_shw, C, HW)
+        zt, _, _ = _tile(zt_ptr, n, c, hw, t_sn, t_sc, t_shw, C, HW)
         ds = tl.where(mask, zs - ks[None, :], 0.0)
         dt = tl.where(mask, zt - kt[None, :], 0.0)
         s1 += tl.sum(ds, axis=0)
@@ -84,8 +84,7 @@ def csd_grad_kernel(zs_ptr, zt_ptr, dz_ptr, coef_ptr, C, HW, s_sn, s_sc, s_shw, 
     alpha = tl.load(coef_ptr + at, mask=cmask, other=0.0)
     beta = tl.load(coef_ptr + coef_plane + at, mask=cmask, other=0.0)
     gamma = tl.load(coef_ptr + 2 * coef_plane + at, mask=cmask, other=0.0)
-    zs, mask = _tile(zs_ptr, n, c, hw, s_sn, s_sc, s_shw, C, HW)
-    zt, _ = _tile(zt_ptr, n, c, hw, t_sn, t_sc, t_shw, C, HW)
+    zs, mask, offsets = _tile(zs_ptr, n, c, hw, s_sn, s_sc, s_shw, C, HW)
+    zt, _, _ = _tile(zt_ptr, n, c, hw, t_sn, t_sc, t_shw, C, HW)
     dz = alpha[None, :] * zs + beta[None, :] * zt + gamma[None, :]
-    offsets = n.to(tl.int64) * s_sn + c[None, :].to(tl.int64) * s_sc + hw[:, None].to(tl.int64) * s_shw
-    tl.store(dz_ptr + offsets, exact_cast(dz, dz_ptr), mask=mask)
+    tl.store(dz_ptr + offsets, exact_cast(dz, dz_ptr), mask=mask)  # dz has zs's strides

@@ -27,12 +27,12 @@ import triton
 import triton.language as tl
 
 TILE = 4096  # elements per program
-TWO_23 = 8388608.0  # 2^23: every fp32 at or above it is an integer
 
 
 @triton.jit
 def round_half_even(v):
-    """torch.round in fp32: adding 2^23 leaves no fraction bit, and IEEE addition rounds to even."""
+    """torch.round in fp32: adding 2^23 leaves no fraction bit, and IEEE addition rounds to even (at
+    or above 2^23 every fp32 is an integer already)."""
     a = tl.abs(v)
     r = tl.where(a < 8388608.0, (a + 8388608.0) - 8388608.0, a)
     return tl.where(v < 0, -r, r)
