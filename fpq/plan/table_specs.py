@@ -22,12 +22,17 @@ class TableSpec:
     label: str = ""  # what the report lists it as, after its number: "Table 2 — ablation"
 
     @property
+    def number(self) -> str:
+        """The paper's name for it: 'Table 2'."""
+        return self.paper_table.replace("table", "Table ")
+
+    @property
     def report_label(self) -> str:
         """
         >>> TABLES[1].report_label
         'Table 2 — ablation of SFP and CSD'
         """
-        return f"Table {self.paper_table.removeprefix('table')} — {self.label}"
+        return f"{self.number} — {self.label}"
 
     def fed_by(self, grids: dict) -> bool:
         """Whether a plan's grids (grid -> [(cell, run id)], fpq.plan.grid.Plan.grids) give it a row."""

@@ -178,10 +178,6 @@ def to_latex(table: Table, metric: str, made: str) -> str:
     return "\n".join(lines + [r"\end{table}"]) + "\n"
 
 
-def table_number(spec: TableSpec) -> str:
-    return spec.paper_table.replace("table", "Table ")
-
-
 def write_page(out: Path, name: str, markdown: str, title: str, made: str) -> list[Path]:
     """<name>.md, its HTML twin <name>.html (what the Snakemake report shows) and the report's caption
     file <name>.caption.rst (title and stamp)."""
@@ -199,7 +195,7 @@ def write_tables(collected: Collected, out: Path, reference: Path, metric: str =
     written = []
     for spec in TABLES:
         table = build_table(spec, collected.entries, ref, collected.main_p)
-        title = f"{table_number(spec)}: {spec.title}"
+        title = f"{spec.number}: {spec.title}"
         made = (stamp(collected, table.run_ids) if table.run_ids else
                 Stamp(collected.name or "unnamed", "", "", no_grid_text(spec), "", "")).line()
         written += write_page(out, spec.name, to_markdown(table, metric, title, made), title, made)
