@@ -117,14 +117,13 @@ def _workflow_config(args, sitting: bool = True) -> dict:
     """A workflow config from --config-json (the workflow, run in the project) or --configfile
     (found from anywhere); relative folders in it are relative to the project, where Snakemake runs."""
     from fpq.plan.blocks import sitting_config
-    from fpq.plan.grid import FOLDER_KEYS, load_workflow_config, prepare_workflow_config
+    from fpq.plan.grid import in_project, load_workflow_config, prepare_workflow_config
 
     if getattr(args, "config_json", None):
         config = prepare_workflow_config(json.loads(args.config_json))
     else:
-        config = load_workflow_config(project_file(args.configfile or DEFAULT_CONFIG, "workflow config"))
-        for key in FOLDER_KEYS + ("reference",) + (("blocks",) if config["blocks"] else ()):
-            config[key] = str(PROJECT / config[key])  # an absolute path stays as it is
+        config = in_project(load_workflow_config(project_file(args.configfile or DEFAULT_CONFIG, "workflow config")),
+                            PROJECT)
     return sitting_config(config) if sitting else config  # with blocks, a sitting: the seeds no block finished
 
 

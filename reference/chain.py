@@ -26,13 +26,11 @@ sys.path.insert(0, str(REPO))
 
 from fpq.io import write_json  # noqa: E402
 from fpq.plan.blocks import blocks_folder, sitting_config  # noqa: E402
-from fpq.plan.grid import expand, load_workflow_config  # noqa: E402
+from fpq.plan.grid import expand, in_project, load_workflow_config  # noqa: E402
 
 
 def workflow_config(path: str) -> dict:
-    config = load_workflow_config(REPO / path if not Path(path).is_absolute() else path)
-    for key in ("results", "tables", "figures") + (("blocks",) if config["blocks"] else ()):
-        config[key] = str(REPO / config[key])  # an absolute path stays as it is
+    config = in_project(load_workflow_config(REPO / path if not Path(path).is_absolute() else path), REPO)
     return sitting_config(config)  # with blocks: this sitting's seeds, those no block finished
 
 

@@ -159,6 +159,14 @@ def load_workflow_config(path: str | Path, overrides: dict | None = None) -> dic
     return prepare_workflow_config(config, source=f"workflow config {path}")
 
 
+def in_project(config: dict, project: str | Path) -> dict:
+    """`config`'s folders (results, tables, figures, the reference table and, where set, blocks) taken
+    relative to `project`, where Snakemake runs (an absolute path stays as it is); in place."""
+    for key in FOLDER_KEYS + ("reference",) + (("blocks",) if config["blocks"] else ()):
+        config[key] = str(Path(project) / config[key])
+    return config
+
+
 def prepare_workflow_config(config: dict, source: str = "", overrides: dict | None = None) -> dict:
     """Validate in place (defaults filled; ConfigError naming `source`, e.g. the file, and the
     first bad key) and resolve the `{name}` in the folders. The Snakefile and
