@@ -18,7 +18,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from fpq.errors import ConfigError
-from fpq.quant import FP_BITS  # torch-free; a run config speaks in bits
+from fpq.quant import FP_BITS, KERNEL_PATHS  # torch-free; a run config speaks in bits
 
 DATASETS = {"cifar10": 10, "cifar100": 100}
 
@@ -105,7 +105,6 @@ class QuantConfig:
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-KERNELS = ("torch", "triton")  # fpq.quant.KERNEL_PATHS, spelled here so the config stays torch-free
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class CudaOverrides:
         if self.compile_mode is not None:
             _choice(self.compile_mode, "runtime.cuda.compile_mode", set(COMPILE_MODES))
         if self.kernels is not None:
-            _choice(self.kernels, "runtime.cuda.kernels", set(KERNELS))
+            _choice(self.kernels, "runtime.cuda.kernels", set(KERNEL_PATHS))
 
     def given(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -169,7 +168,7 @@ class RuntimeConfig:
                  "runtime.device", f"{self.device!r} is not auto, cpu or cuda[:N]")
         _require(self.threads >= 0, "runtime.threads", "must be >= 0")
         _choice(self.compile_mode, "runtime.compile_mode", set(COMPILE_MODES))
-        _choice(self.kernels, "runtime.kernels", set(KERNELS))
+        _choice(self.kernels, "runtime.kernels", set(KERNEL_PATHS))
         given = self.cuda.given()
         on_cuda = (given.get("compile", self.compile), given.get("cuda_graph", self.cuda_graph))
         for where, (compiles, graphs) in (("runtime", (self.compile, self.cuda_graph)), ("runtime.cuda", on_cuda)):

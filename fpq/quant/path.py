@@ -11,9 +11,8 @@ import contextlib
 
 from torch import nn
 
+from fpq.quant import KERNEL_PATHS
 from fpq.quant.quantizers import quantizers_in
-
-KERNEL_PATHS = ("torch", "triton")
 
 
 def set_kernels(model: nn.Module, kernels: str) -> int:
