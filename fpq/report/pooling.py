@@ -65,10 +65,15 @@ def teachers(collected: Collected, block: str) -> list[float]:
     return [float(v) for v in mine.top1]
 
 
+def percents(top1: list[float]) -> str:
+    """'85.00%, 86.00%' ('—' for none)."""
+    return ", ".join(f"{TOP1.value(v)}%" for v in top1) or "—"
+
+
 def teacher_text(collected: Collected, block: str) -> str:
     """'teacher 87.17%' (or 'teachers 85.00%, 86.00%', or 'teacher —' when none finished)."""
     top1 = teachers(collected, block)
-    return f"teacher{'s' if len(top1) > 1 else ''} " + (", ".join(f"{TOP1.value(v)}%" for v in top1) or "—")
+    return f"teacher{'s' if len(top1) > 1 else ''} {percents(top1)}"
 
 
 def pair_values(frame: pd.DataFrame, main_p: float, setting: tuple, column: str = "top1"):
@@ -91,8 +96,7 @@ def block_rows(collected: Collected) -> list[list[str]]:
             shared = len(pair_gains(a, b))
             pairs += shared
             unpaired += len(a) + len(b) - 2 * shared
-        top1 = ", ".join(f"{TOP1.value(v)}%" for v in teachers(collected, block)) or "—"
-        rows.append([block, top1, str(pairs), str(unpaired)])
+        rows.append([block, percents(teachers(collected, block)), str(pairs), str(unpaired)])
     return rows
 
 
