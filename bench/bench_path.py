@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -109,7 +110,7 @@ def piece_fn(piece: str, objective, batches, checks: dict):
     """One piece of the FPQ step, on a batch of the loader and the maps of one real step; what it
     can check of its own correctness goes into `checks` (a row field)."""
 
-    from fpq.method.distill import csd_loss_reference
+    from fpq.method.distill import csd_loss, csd_loss_reference
     from fpq.method.objective import autocast_bf16
     from fpq.method.perturb import StochasticFeaturePerturbation
 
@@ -144,7 +145,8 @@ def piece_fn(piece: str, objective, batches, checks: dict):
     objective.student_taps.outputs.clear()
     objective.teacher_taps.outputs.clear()
     if piece in ("csd", "csd-reference"):
-        fn = objective.csd if piece == "csd" else csd_loss_reference
+        fused = functools.partial(csd_loss, kernels=objective.kernels)  # the CSD term's own path, lambda aside
+        fn = fused if piece == "csd" else csd_loss_reference
         leaves = [z.requires_grad_(True) for z in s_maps]
         checks["csd_vs_reference"] = csd_agreement(fn, leaves, t_maps, q.csd_stats, q.csd_eps)
 

@@ -41,7 +41,7 @@ def cell_config(workflow: str, arch: str, method: str, batch: int, runtime: dict
     except ImportError:  # a GPU machine without jsonschema: the same merge, unvalidated (see _unvalidated)
         data = _unvalidated(REPO / workflow, arch, method, bits)
     else:
-        cell = Cell("cifar10", arch, method, *bits, p=float(config["quant"]["sfp_p"]) if spec.sfp else None)
+        cell = Cell("cifar10", arch, method, *bits, p=float(config["quant"][spec.cell_key]) if spec.cell_key else None)
         data = to_dict(run_config(config, cell, None if spec.quantizer is None else "bench"))
     data.setdefault("optim", {})["batch_size"] = batch
     data["runtime"].setdefault("cuda", {})

@@ -18,6 +18,8 @@ from typing import Any, get_type_hints
 import yaml
 
 from fpq.errors import ConfigError
+from fpq.method.pieces import piece_keys  # torch-free, as is the method registry
+from fpq.method.registry import METHODS
 from fpq.quant import FP_BITS, KERNEL_PATHS  # torch-free; a run config speaks in bits
 
 DATASETS = {"cifar10": 10, "cifar100": 100}
@@ -38,7 +40,7 @@ class DataConfig:
     source: str = "torchvision"  # torchvision: download into `root`; npz: read `path`
     path: str = ""
     root: str = "data"
-    train_subset: int = 0  # 0 = the whole train split; N = the first N images (quick runs, CI)
+    train_subset: int = 0  # 0 = the whole train split; N = N/classes images of each class (quick runs, CI)
     test_subset: int = 0
 
     def __post_init__(self) -> None:
@@ -75,33 +77,30 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class QuantConfig:
+class _QuantCore:
+    """The quantizer's own keys; `QuantConfig` adds every registered piece's keys after them."""
+
     w_bits: int = FP_BITS
     a_bits: int = FP_BITS
     first_last_bits: int = 8  # first conv and last FC (QDrop convention)
     calib_images: int = 100  # random training images for min/max calibration
-    sfp_p: float = 0.1  # Eq. 14: per-layer perturbation probability
-    sfp_gate: str = "layer"  # layer: one draw per layer per forward; sample: one per sample
-    sfp_placement: str = "after"  # after / before the activation quantizer
-    csd_lambda: float = 1.0
-    csd_stats: str = "sample"  # sample: per sample over HxW; batch: over BxHxW
-    csd_eps: float = 1e-5
-    kd_temperature: float = 4.0
-    sam_rho: float = 0.05
 
     def __post_init__(self) -> None:
         for key in ("w_bits", "a_bits", "first_last_bits"):
             bits = getattr(self, key)
             _require(2 <= bits <= 8 or bits == FP_BITS, f"quant.{key}", f"must be in 2..8 (or 32 for float), got {bits}")
         _require(self.calib_images >= 1, "quant.calib_images", "must be >= 1")
-        _require(0.0 <= self.sfp_p <= 1.0, "quant.sfp_p", f"must be in [0, 1], got {self.sfp_p}")
-        _choice(self.sfp_gate, "quant.sfp_gate", {"layer", "sample"})
-        _choice(self.sfp_placement, "quant.sfp_placement", {"after", "before"})
-        _require(self.csd_lambda >= 0, "quant.csd_lambda", "must be >= 0")
-        _choice(self.csd_stats, "quant.csd_stats", {"sample", "batch"})
-        _require(self.csd_eps > 0, "quant.csd_eps", "must be > 0")
-        _require(self.kd_temperature > 0, "quant.kd_temperature", "must be > 0")
-        _require(self.sam_rho > 0, "quant.sam_rho", "must be > 0")
+        for key in piece_keys():  # each piece's bounds, as the workflow schema states them
+            problem = key.problem(getattr(self, key.name))
+            _require(problem is None, f"quant.{key.name}", problem or "")
+
+
+# The `quant` section of a run: the quantizer's keys, then each method piece's (fpq.method.pieces:
+# sfp_p, sfp_gate, ..., csd_lambda, ..., and a plug-in's), with the pieces' defaults and bounds.
+QuantConfig = dataclasses.make_dataclass(
+    "QuantConfig", [(k.name, k.type, field(default=k.default)) for k in piece_keys()], bases=(_QuantCore,),
+    frozen=True, namespace={"__doc__": "Quantizer and method-piece keys of a run (`quant.*`)."})
+QuantConfig.__module__ = __name__
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -244,7 +243,6 @@ class RunConfig:
     hessian: HessianConfig = field(default_factory=HessianConfig)
 
     def __post_init__(self) -> None:
-        from fpq.method.registry import METHODS
         from fpq.models import MODELS
 
         _choice(self.arch, "arch", MODELS)
@@ -262,8 +260,6 @@ class RunConfig:
 
     @property
     def is_qat(self) -> bool:
-        from fpq.method.registry import METHODS
-
         return METHODS[self.method].quantizer is not None
 
 
@@ -331,26 +327,18 @@ SPEED_KEYS = ("compile", "compile_mode", "csd_compile", "teacher_cuda_graph", "c
 # Runtime keys that are not part of a run's identity (resume, workflow).
 NEUTRAL_RUNTIME_KEYS = ("threads", "progress") + SPEED_KEYS
 
-# Method hyperparameters that only matter when the method uses that piece.
-PIECE_KEYS = {"sfp": ("sfp_p", "sfp_gate", "sfp_placement"), "csd": ("csd_lambda", "csd_stats", "csd_eps"),
-              "kd": ("kd_temperature",), "sam": ("sam_rho",)}
-
-
 def effective_dict(cfg: RunConfig) -> dict:
-    """The keys that can change this run's result: unused method hyperparameters are dropped.
+    """The keys that can change this run's result: the keys of pieces the method lacks are dropped.
 
     The workflow tracks this dict per run, so changing, e.g., the KD temperature reruns the KD
     runs only. Thread count, progress output and the speed keys (`SPEED_KEYS`) are not part of
     it. Loading it back gives the same RunConfig up to defaults in the dropped keys.
     """
-    from fpq.method.registry import METHODS
-
     data = to_dict(cfg)
-    spec = METHODS[cfg.method]
-    for piece, keys in PIECE_KEYS.items():
-        if not getattr(spec, piece):
-            for key in keys:
-                data["quant"].pop(key)
+    used = {k.name for piece in METHODS[cfg.method].parts for k in piece.keys if k.identity}
+    for key in piece_keys():
+        if key.name not in used:
+            data["quant"].pop(key.name)
     if not cfg.is_qat:
         for key in ("quant", "hessian", "teacher"):
             data.pop(key)

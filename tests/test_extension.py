@@ -60,7 +60,7 @@ def plugins(tmp_path, monkeypatch):
     for name in modules:
         monkeypatch.setitem(MODELS, name, modules[name])
         monkeypatch.setitem(MODEL_INFO, name, infos[name])
-    monkeypatch.setitem(METHODS, "lsq+kd2", MethodSpec("lsq+kd2", "lsq", kd=True, label="LSQ+KD2",
+    monkeypatch.setitem(METHODS, "lsq+kd2", MethodSpec("lsq+kd2", "lsq", ("kd",), label="LSQ+KD2",
                                                        description="a contributor's method: LSQ with KD"))
     yield modules
     sys.modules.pop("contrib_models.tinynet", None)
@@ -123,3 +123,100 @@ def test_one_real_run_of_the_new_model_and_method_on_cpu(plugins, tmp_path, tiny
                      "quant": {"w_bits": 2, "a_bits": 4, "calib_images": 20}}), tmp_path / "qat")
     metrics = json.loads((tmp_path / "qat" / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["cell"]["arch"] == "tinynet" and metrics["cell"]["method"] == "lsq+kd2"
+
+
+# A new method piece: one plug-in file (tests/plugins/weight_noise.py), loaded by FPQ_PLUGINS in every
+# process the run starts (the fpq command, each Snakemake job), and no other file edited.
+PLUGIN = REPO / "tests" / "plugins" / "weight_noise.py"
+PLUGIN_ENV = {"FPQ_PLUGINS": str(PLUGIN)}
+
+
+def _python(code: str, env: dict = PLUGIN_ENV):
+    import os
+    import subprocess
+
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=600)
+
+
+def test_a_new_piece_file_brings_its_key_method_schema_and_weight_hook():
+    out = _python('''
+        import torch
+        from fpq.config import load_config, effective_dict
+        from fpq.method.registry import METHODS
+        from fpq.plan.grid import workflow_schema
+        from fpq.plan.order import _method_weight
+        from fpq.run.train import prepare_student
+        from fpq.models import create_model
+
+        cfg = load_config({"arch": "resnet20", "method": "lsq+wn", "teacher": "t.pt",
+                           "quant": {"w_bits": 2, "a_bits": 4, "wnoise_sigma": 0.25}})
+        assert cfg.quant.wnoise_sigma == 0.25 and "wnoise_sigma" in effective_dict(cfg)["quant"]
+        lsq = load_config({"arch": "resnet20", "method": "lsq", "teacher": "t.pt", "quant": {"wnoise_sigma": 0.25}})
+        assert "wnoise_sigma" not in effective_dict(lsq)["quant"]  # not a piece of LSQ: not its identity
+        schema = workflow_schema()
+        assert schema["properties"]["quant"]["properties"]["wnoise_sigma"]["default"] == 0.5
+        assert "lsq+wn" in schema["$defs"]["grid"]["properties"]["methods"]["items"]["enum"]
+        assert _method_weight("lsq+wn") == 1 and METHODS["lsq+wn"].pieces == ("wnoise",)
+        try:
+            load_config({"arch": "resnet20", "quant": {"wnoise_sigma": 0.0}})
+        except Exception as err:
+            assert str(err) == "quant.wnoise_sigma: must be > 0, got 0.0", err
+        else:
+            raise AssertionError("a sigma of 0 was accepted")
+
+        torch.manual_seed(0)
+        teacher = create_model("resnet20", 10)
+        student = prepare_student(cfg, teacher, torch.randn(8, 3, 32, 32), torch.device("cpu"))
+        layer = student.conv_layers()[1]
+        s = layer.w_quant.step_size()
+        student.train()
+        noise = torch.stack([layer.quantize_weight() - layer.w_quant(layer.weight) for _ in range(200)])
+        assert abs(float((noise / s).std()) - 0.25) < 0.01  # sigma * s, per output channel
+        student.eval()
+        assert torch.equal(layer.quantize_weight(), layer.w_quant(layer.weight))  # never at evaluation
+        print("ok")
+    ''')
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+    without = _python("from fpq.method.registry import METHODS; print('lsq+wn' in METHODS)", env={"FPQ_PLUGINS": ""})
+    assert without.stdout.strip() == "False"  # nothing of the piece lives outside its file
+
+
+@pytest.mark.workflow
+def test_the_new_piece_trains_through_a_snakemake_grid_and_the_cli(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    import yaml
+
+    config = {"seeds": [0], "results": f"{tmp_path}/results", "tables": f"{tmp_path}/tables",
+              "figures": f"{tmp_path}/figures",
+              "data": {"cifar10": {"source": "npz", "path": "tests/data/cifar10-fixture.npz", "train_subset": 200,
+                                   "test_subset": 100}},
+              "teacher": {"epochs": 1, "batch_size": 100}, "qat": {"epochs": 1, "batch_size": 100},
+              "quant": {"calib_images": 16, "wnoise_sigma": 0.3},
+              "runtime": {"device": "cpu", "threads": 1, "progress": False},
+              "hessian": {"methods": []}, "variance": {"methods": []},
+              "grids": {"ablation": {"datasets": ["cifar10"], "archs": ["resnet20"], "bits": ["w2a4"],
+                                     "methods": ["lsq", "lsq+wn"]}}}
+    path = tmp_path / "wn.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, **PLUGIN_ENV}
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path)], cwd=REPO,
+                         capture_output=True, text=True, env=env, timeout=1200)
+    assert out.returncode == 0, out.stderr[-4000:]
+    run = tmp_path / "results" / "runs" / "resnet20_cifar10_w2a4_lsq+wn_s0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["config"]["quant"]["wnoise_sigma"] == 0.3
+    md = (tmp_path / "tables" / "table2_ablation.md").read_text()
+    lines = [[c.strip() for c in line.split("|")] for line in md.splitlines() if line.startswith("| ")]
+    column = lines[0].index("Method")
+    assert [r[column] for r in lines if "ResNet-20" in r] == ["LSQ", "LSQ+WN"]  # the spec's row, then the new one
+
+    cli = subprocess.run(["fpq", "qat", "--config-json", json.dumps({**metrics["config"], "run_id": "cli"}),
+                          "--set", "quant.wnoise_sigma=0.1", "--out", str(tmp_path / "cli")], cwd=REPO,
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    again = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert again["status"] == "ok" and again["config"]["quant"]["wnoise_sigma"] == 0.1

@@ -20,6 +20,7 @@ from fpq.config import (
     VarianceConfig,
     load_config,
 )
+from fpq.method.pieces import piece_keys
 from fpq.method.registry import METHODS
 from fpq.models import MODELS
 from fpq.plan.grid import workflow_schema
@@ -87,8 +88,22 @@ def test_the_schema_file_copies_no_registry_by_hand():
     names = set(MODELS) | set(METHODS) | set(DATASETS)
     raw = yaml.safe_load(RAW)
     assert [e for e in enums_of(raw) if names & set(e)] == []
-    assert RAW.count("x-registry: ") == 6
-    assert len(enums_of(SCHEMA)) == len(enums_of(raw)) + 6
+    assert RAW.count("x-registry: ") == 7
+    piece_enums = [k for k in piece_keys() if "enum" in k.bounds]  # the pieces' keys come from their files,
+    assert RAW.count("x-pieces: ") == 2  # into the config's quant and a grid's readings
+    assert len(enums_of(SCHEMA)) == len(enums_of(raw)) + 7 + 2 * len(piece_enums)
+
+
+def test_the_schemas_quant_keys_are_the_run_configs_and_the_pieces_bounds_are_one_statement():
+    raw_quant = yaml.safe_load(RAW)["properties"]["quant"]["properties"]
+    assert not set(raw_quant) & {k.name for k in piece_keys()}  # no piece key written in the schema file
+    assert set(PROPS["quant"]["properties"]) == {f.name for f in dataclasses.fields(QuantConfig)} - {"w_bits", "a_bits"}
+    for key in piece_keys():
+        prop = PROPS["quant"]["properties"][key.name]
+        assert prop["default"] == getattr(QuantConfig(), key.name) == key.default
+        assert {b: prop[b] for b in key.bounds} == key.bounds
+        grid_prop = DEFS["grid"]["properties"]["readings"]["items"]["properties"]["quant"]["properties"][key.name]
+        assert "default" not in grid_prop and {b: grid_prop[b] for b in key.bounds} == key.bounds  # no default
 
 
 def test_schema_enums_are_the_registries():

@@ -35,8 +35,8 @@ def _check_pairs(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> No
 
 def csd_loss_reference(student: list[torch.Tensor], teacher: list[torch.Tensor], stats: str = "sample",
                        eps: float = 1e-5) -> torch.Tensor:
-    """Eq. 17 written plainly: sum over conv layers of the MSE of standardized outputs (the oracle
-    of `csd_loss`; every map upcast to fp32, standardized by instance_norm, then an MSE)."""
+    """Eq. 17 written plainly, `sum` reading: sum over taps of the MSE of standardized outputs (the
+    oracle of `csd_loss`; every map upcast to fp32, standardized by instance_norm, then an MSE)."""
     _check_pairs(student, teacher)
     total = student[0].new_zeros((), dtype=torch.float32)
     for zs, zt in zip(student, teacher):
@@ -56,7 +56,7 @@ def _centred(z: torch.Tensor, dims: tuple[int, ...], eps: float):
     no layout copy for channels_last, and for a bf16 map no separate upcast (z - mu promotes).
     Centring before squaring keeps the variance free of cancellation (sum and sum of squares in
     one pass would not be); eager torch's one-pass Welford `var_mean` returns bf16 statistics
-    for a bf16 map and took 64 ms against 4 ms for a sum on one 4M-element map on this CPU.
+    for a bf16 map and took 64 ms against 4 ms for a sum on one 4M-element map on a 2-core CPU.
     Under torch.compile (`runtime.csd_compile`) the passes fuse."""
     n = 1
     for d in dims:  # a loop, not math.prod of a generator: torch.compile traces it
@@ -103,27 +103,62 @@ class _FusedCSD(torch.autograd.Function):
         return dz.to(zs.dtype), None, None, None, None
 
 
-def csd_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], stats: str = "sample",
-             eps: float = 1e-5, kernels: str = "torch") -> torch.Tensor:
-    """Eq. 17: sum over conv layers of the mean squared difference of standardized outputs.
+CSD_REDUCTIONS = ("sum", "mean", "elements")
 
-    Layers are paired by position in `conv_layers()`; the teacher side carries no gradient. The
-    same formula as `csd_loss_reference` (value and gradient equal to rounding), at memory speed;
-    with `kernels="triton"` each layer is two Triton passes (`fpq.kernels.ops.csd_layer`).
+
+def tap_weights(student: list[torch.Tensor], reduce: str) -> list[float]:
+    """The factor of each tap's mean squared difference in the CSD loss (the paper is silent: Eq. 17
+    writes a sum of squared norms over layers and channels, its text calls it an MSE):
+    `sum`: 1 (the sum of per-tap means), `mean`: 1 / taps (independent of depth), `elements`: C*H*W
+    (Eq. 17 literally: squared norms summed over channels and positions, mean over the batch).
+
+    >>> z = [torch.zeros(2, 3, 4, 4), torch.zeros(2, 5, 2, 2)]
+    >>> tap_weights(z, "sum"), tap_weights(z, "mean"), tap_weights(z, "elements")
+    ([1.0, 1.0], [0.5, 0.5], [48.0, 20.0])
+    """
+    if reduce == "sum":
+        return [1.0] * len(student)
+    if reduce == "mean":
+        return [1.0 / len(student)] * len(student)
+    if reduce == "elements":
+        return [float(z.numel() // z.shape[0]) for z in student]
+    raise ValueError(f"csd reduce {reduce!r} is not one of {CSD_REDUCTIONS}")
+
+
+def csd_layers(student: list[torch.Tensor], teacher: list[torch.Tensor], stats: str = "sample",
+               eps: float = 1e-5, kernels: str = "torch") -> list[torch.Tensor]:
+    """Eqs. 16-17 per tap: the mean squared difference of standardized outputs, one scalar a tap.
+
+    Taps are paired by position; the teacher side carries no gradient. The same formula as
+    `csd_loss_reference` (value and gradient equal to rounding), at memory speed; with
+    `kernels="triton"` each tap is two Triton passes (`fpq.kernels.ops.csd_layer`).
     """
     _check_pairs(student, teacher)
-    total = student[0].new_zeros((), dtype=torch.float32)
     if kernels == "triton":
         from fpq.kernels.ops import csd_layer
 
-        for zs, zt in zip(student, teacher):
-            total = total + csd_layer(zs, zt, stats, eps)
-        return total
+        return [csd_layer(zs, zt, stats, eps) for zs, zt in zip(student, teacher)]
     dims = _dims(stats)
+    out = []
     for zs, zt in zip(student, teacher):
         target, q_t = standardized_target(zt.detach(), stats, eps)
-        total = total + _FusedCSD.apply(zs, target, q_t, dims, eps)
+        out.append(_FusedCSD.apply(zs, target, q_t, dims, eps))
+    return out
+
+
+def combine(per_tap: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """sum_l w_l * loss_l, added in tap order (a weight of 1 multiplies nothing)."""
+    total = per_tap[0].new_zeros((), dtype=torch.float32)
+    for loss, w in zip(per_tap, weights):
+        total = total + (loss if w == 1.0 else loss * w)
     return total
+
+
+def csd_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], stats: str = "sample",
+             eps: float = 1e-5, kernels: str = "torch", reduce: str = "sum") -> torch.Tensor:
+    """Eq. 17: the taps' mean squared differences of standardized outputs, combined by `reduce`
+    (`tap_weights`; `sum`, the default, is the sum over taps of the per-tap means)."""
+    return combine(csd_layers(student, teacher, stats, eps, kernels), tap_weights(student, reduce))
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -28,6 +28,7 @@ class StochasticFeaturePerturbation(nn.Module):
         # Gate drawn on the device, without a host sync: set by a CUDA-graph step (fpq.run.step),
         # and implied under torch.compile. Same Bernoulli(p) per layer, another generator.
         self.capturable = False
+        self.draws = self.fired = 0  # per-layer gates drawn on the CPU generator, and those that fired
 
     def forward(self, x: torch.Tensor, a_quant: Quantizer) -> torch.Tensor:
         if self._in_kernel(a_quant):
@@ -50,7 +51,7 @@ class StochasticFeaturePerturbation(nn.Module):
     def _fused(self, x: torch.Tensor, a_quant: Quantizer) -> torch.Tensor:
         if self._on_device():
             gate = (torch.rand((), device=x.device) < self.p).float()
-        elif torch.rand(()).item() >= self.p:  # Eq. 14 on the CPU generator, as below
+        elif not self._draw():  # Eq. 14 on the CPU generator, as below
             return a_quant(x)
         else:
             gate = torch.ones((), device=x.device)
@@ -66,11 +67,18 @@ class StochasticFeaturePerturbation(nn.Module):
                 return x + (torch.rand_like(x) - 0.5) * step * gate
             # Eq. 14: one Bernoulli(p) draw per layer per forward, on the CPU generator,
             # so deciding costs no device synchronization and skips the noise 1 - p of the time.
-            if torch.rand(()).item() >= self.p:
+            if not self._draw():
                 return x
             return x + (torch.rand_like(x) - 0.5) * step
         keep = torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device) < self.p
         return x + (torch.rand_like(x) - 0.5) * step * keep
+
+    def _draw(self) -> bool:
+        """One Bernoulli(p) gate on the CPU generator (counted for the epoch's `sfp_fired`)."""
+        fired = torch.rand(()).item() < self.p
+        self.draws += 1
+        self.fired += fired
+        return fired
 
     def extra_repr(self) -> str:
         return f"p={self.p}, gate={self.gate}, placement={self.placement}"

@@ -20,7 +20,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from fpq.models import ConvTaps
+from fpq.models import FeatureTaps
 
 WARMUP_CALLS = 3  # eager forwards on a side stream before the capture (cuDNN picks its kernels)
 
@@ -48,7 +48,7 @@ def autocast_bf16(x: torch.Tensor, enabled: bool, cache: bool = True):
 class TeacherForward:
     """teacher(x) -> logits, the taps (if any) receiving its conv outputs; eager or graph replay."""
 
-    def __init__(self, teacher: nn.Module, taps: ConvTaps | None, bf16: bool = False, cuda_graph: bool = False):
+    def __init__(self, teacher: nn.Module, taps: FeatureTaps | None, bf16: bool = False, cuda_graph: bool = False):
         self.teacher, self.taps, self.bf16, self.cuda_graph = teacher, taps, bf16, cuda_graph
         self.graph = None  # the captured CUDA graph, its static input, logits and tap outputs
         self.static: tuple | None = None

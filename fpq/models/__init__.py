@@ -104,13 +104,13 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def __getattr__(name: str):  # CifarModel and ConvTaps need torch: imported when asked for
-    if name in ("CifarModel", "ConvTaps"):
+def __getattr__(name: str):  # CifarModel and FeatureTaps need torch: imported when asked for
+    if name in ("CifarModel", "FeatureTaps"):
         from fpq.models import base
 
         return getattr(base, name)
     raise AttributeError(f"module 'fpq.models' has no attribute {name!r}")
 
 
-__all__ = ["MODELS", "MODEL_INFO", "CifarModel", "ConvTaps", "ModelInfo", "count_parameters", "create_model",
+__all__ = ["MODELS", "MODEL_INFO", "CifarModel", "FeatureTaps", "ModelInfo", "count_parameters", "create_model",
            "discover", "model_factory", "model_label", "model_rank", "register_model"]

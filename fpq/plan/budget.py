@@ -104,7 +104,7 @@ def run_seconds(cfg: RunConfig, timings: dict) -> float:
     row = timing_row(timings, cfg.arch)
     spec = METHODS[cfg.method]
     kind = "fp" if spec.quantizer is None else ("qat_teacher" if spec.uses_teacher_forward else "qat")
-    per_epoch = row[kind] * (2.0 if spec.sam else 1.0) * _train_images(cfg) / FULL_TRAIN_SET
+    per_epoch = row[kind] * spec.passes * _train_images(cfg) / FULL_TRAIN_SET
     seconds = per_epoch * cfg.optim.epochs
     if spec.quantizer is not None and cfg.hessian.every:
         points = cfg.optim.epochs // cfg.hessian.every + 2

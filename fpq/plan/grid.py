@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 from fpq.config import DATASETS, ConfigError, HessianConfig, RunConfig, load_config, read_yaml_mapping
-from fpq.method.registry import METHODS
+from fpq.method.pieces import piece_keys
+from fpq.method.registry import METHODS, reading_of, reading_values
 from fpq.plan.overrides import apply_overrides, describe, overridden
 from fpq.plan.table_specs import GRID_TABLES
 from fpq.run.cell import Cell
@@ -50,6 +51,7 @@ class Plan:
     grids: dict[str, list[tuple[Cell, str]]]  # grid -> (cell as the grid asks for it, run id answering it)
     hessian_ids: list[str]  # runs that get the final Hessian measurement
     variance_ids: list[str]  # runs that get the Fig. 1 output-variance probe
+    main_readings: dict[str, str] = field(default_factory=dict)  # method -> the reading `quant` gives it ('' omitted)
 
     def ids(self, stage: str) -> list[str]:
         """Run ids of one stage: 'teacher' or 'qat'."""
@@ -87,15 +89,19 @@ def run_config(config: dict, cell: Cell, teacher_id: str | None) -> RunConfig:
     hessian = {k: v for k, v in config["hessian"].items() if k in TRAJECTORY_KEYS}
     if cell.method not in config["hessian"]["methods"]:
         hessian["every"] = 0  # Fig. 5 shows the trajectory of hessian.methods only; the rest skip its cost
-    quant = {**config["quant"], "w_bits": cell.w_bits, "a_bits": cell.a_bits}
+    quant = {**config["quant"], "w_bits": cell.w_bits, "a_bits": cell.a_bits,
+             **reading_values(cell.method, cell.reading)}  # the cell's reading, the defaults elsewhere
     if cell.p is not None:
-        quant["sfp_p"] = cell.p
+        quant[METHODS[cell.method].cell_key] = cell.p
     return load_config({**data, "optim": config["qat"], "hessian": hessian, "quant": quant,
                         "teacher": f"{config['results']}/runs/{teacher_id}/model.pt"})
 
 
-def _grid_cells(name: str, grid: dict, seeds: list[int], main_p: float):
-    for method in grid["methods"]:
+def _grid_cells(name: str, grid: dict, seeds: list[int], main_p: float, quant: dict):
+    """The grid's cells: its methods at the config's `quant`, then each of its `readings` (methods at
+    reading keys of their own), every one over datasets x archs x seeds x bits (x p)."""
+    groups = [(grid["methods"], {})] + [(r["methods"], r["quant"]) for r in grid["readings"]]
+    for method in dict.fromkeys(m for methods, _ in groups for m in methods):
         if method not in METHODS or METHODS[method].quantizer is None:
             raise ConfigError(f"grids.{name}.methods: {method!r} is not a QAT method "
                               f"({sorted(m for m in METHODS if METHODS[m].quantizer)})")
@@ -104,9 +110,11 @@ def _grid_cells(name: str, grid: dict, seeds: list[int], main_p: float):
             for seed in seeds:
                 for bits in grid["bits"]:
                     w_bits, a_bits = parse_bits(bits)
-                    for method in grid["methods"]:
-                        for p in (grid["sfp_p"] or [main_p]) if METHODS[method].sfp else [None]:
-                            yield Cell(dataset, arch, method, w_bits, a_bits, p, seed)
+                    for methods, keys in groups:
+                        for method in methods:
+                            reading = reading_of(method, {**quant, **keys})  # the reading's keys win
+                            for p in (grid["sfp_p"] or [main_p]) if METHODS[method].cell_key else [None]:
+                                yield Cell(dataset, arch, method, w_bits, a_bits, p, seed, reading)
 
 
 def _check_methods(config: dict, section: str) -> list[str]:
@@ -128,7 +136,7 @@ def expand(config: dict) -> Plan:
     grids: dict[str, list[tuple[Cell, str]]] = {}
     for name, grid in config["grids"].items():
         entries = []
-        for cell in _grid_cells(name, grid, config["seeds"], main_p):
+        for cell in _grid_cells(name, grid, config["seeds"], main_p, config["quant"]):
             teacher_cell = cell.teacher(config["teacher_seed"])
             tid = teacher_cell.run_id
             if tid not in teachers:
@@ -146,7 +154,8 @@ def expand(config: dict) -> Plan:
         return [rid for rid, run in runs.items() if run.cell.method in methods
                 and (run.cell.p is None or run.cell.p == main_p)]
 
-    return Plan(config["name"], main_p, runs, grids, measured("hessian"), measured("variance"))
+    readings = {m: r for m in METHODS if METHODS[m].quantizer and (r := reading_of(m, config["quant"]))}
+    return Plan(config["name"], main_p, runs, grids, measured("hessian"), measured("variance"), readings)
 
 
 def load_workflow_config(path: str | Path, overrides: dict | None = None) -> dict:
@@ -207,6 +216,12 @@ def registry_enums() -> dict[str, list[str]]:
 
 def _fill_registries(node, enums: dict):
     if isinstance(node, dict):
+        if "x-pieces" in node:  # the method pieces' keys, each with its bounds, default and description
+            keys = {k.name: k.schema() for k in piece_keys()}
+            if node["x-pieces"] == "overrides":  # a grid's own values: no defaults, the config's quant fills in
+                keys = {name: {k: v for k, v in prop.items() if k != "default"} for name, prop in keys.items()}
+            node = {**{k: v for k, v in node.items() if k != "x-pieces"},
+                    "properties": {**node.get("properties", {}), **keys}}
         if "x-registry" in node:
             node = {**{k: v for k, v in node.items() if k != "x-registry"}, "enum": enums[node["x-registry"]]}
         return {k: _fill_registries(v, enums) for k, v in node.items()}
@@ -216,7 +231,8 @@ def _fill_registries(node, enums: dict):
 
 
 def workflow_schema() -> dict:
-    """workflow/schemas/config.schema.yaml with each `x-registry: name` replaced by that registry's enum."""
+    """workflow/schemas/config.schema.yaml with each `x-registry: name` replaced by that registry's
+    enum, and the `x-pieces` section given the method pieces' keys."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where built: the schema is large
     return _fill_registries(yaml.load(SCHEMA.read_text(), Loader=loader), registry_enums())
 

@@ -8,7 +8,7 @@ result are listed as missing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fpq.errors import DataError
@@ -40,6 +40,11 @@ class RunIndex:
     main_p: float
     runs: dict[str, IndexedRun]
     entries: list[GridEntry]
+    main_readings: dict[str, str] = field(default_factory=dict)  # method -> the config's reading of it ('' omitted)
+
+    def main_reading(self, method: str) -> str:
+        """The reading the config's `quant` gives `method` (its main tables' and claims' cells)."""
+        return self.main_readings.get(method, "")
 
     @classmethod
     def from_plan(cls, plan) -> "RunIndex":
@@ -47,7 +52,7 @@ class RunIndex:
         runs = {rid: IndexedRun(rid, run.cell, "teacher" if run.teacher_id is None else "qat", run.teacher_id,
                                 rid in hessian, rid in variance) for rid, run in plan.runs.items()}
         entries = [GridEntry(grid, cell, rid) for grid, pairs in plan.grids.items() for cell, rid in pairs]
-        return cls(plan.name, plan.main_p, runs, entries)
+        return cls(plan.name, plan.main_p, runs, entries, dict(plan.main_readings))
 
     def grid(self, name: str) -> list[GridEntry]:
         return [e for e in self.entries if e.grid == name]
@@ -55,6 +60,7 @@ class RunIndex:
     def to_json(self) -> str:
         return json.dumps({
             "format": FORMAT, "name": self.name, "main_p": self.main_p,
+            **({"main_readings": self.main_readings} if self.main_readings else {}),
             "runs": {rid: {"cell": r.cell.as_dict(), "stage": r.stage, "teacher": r.teacher, "hessian": r.hessian,
                            "variance": r.variance} for rid, r in self.runs.items()},
             "grids": {g: [{"cell": e.cell.as_dict(), "run_id": e.run_id} for e in self.grid(g)]
@@ -76,7 +82,7 @@ class RunIndex:
         stray = sorted({e.run_id for e in entries} - set(runs))
         if stray:
             raise DataError(f"{origin}: grid entries name runs it does not list: {stray[:5]}")
-        return cls(data["name"], float(data["main_p"]), runs, entries)
+        return cls(data["name"], float(data["main_p"]), runs, entries, dict(data.get("main_readings", {})))
 
 
 def read_index(path: str | Path) -> RunIndex:

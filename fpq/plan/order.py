@@ -26,8 +26,7 @@ _STAGE_SPAN = 1_000_000  # room for seeds x methods below one stage's base
 
 def _method_weight(method: str) -> int:
     """Loss terms a step of this method adds to the quantized forward/backward (SAM: a second pass)."""
-    spec = METHODS[method]
-    return int(spec.sfp) + int(spec.csd) + int(spec.kd) + 3 * int(spec.sam)
+    return METHODS[method].cost  # each piece's `cost` (fpq.method.pieces)
 
 
 def stage_priority(stage: str) -> int:

@@ -15,7 +15,7 @@ from fpq.plan.blocks import blocks_folder, finished_seeds, read_blocks
 from fpq.plan.budget import final_hessian, load_timings, run_gpu_seconds
 from fpq.plan.grid import Plan, expand, schedule_point
 
-SITTING_S = 660  # about 11 minutes of compute: a 15-minute device budget in two calls, less starts and packs
+SITTING_S = 660  # seconds of compute a sitting holds by default (--sitting-s): two device calls less starts and packs
 
 
 def seed_seconds(plan: Plan, config: dict, timings: dict) -> tuple[float, dict[int, float]]:

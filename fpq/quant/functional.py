@@ -10,8 +10,8 @@ The `*_reference` functions compose the named parts (scale, round-STE, clip-STE)
 ones are single autograd functions that save the input (and an fp32 output that is kept anyway)
 and recompute the masks in backward (fewer kernels and saved buffers). Both compute in at least
 fp32 and return the input's dtype. Their backward is written in differentiable ops, so
-double backward works too. tests/test_quant_math.py proves each pair equal in value, gradient
-and second derivative.
+double backward works too. tests/quant/test_quant_math.py proves the LSQ/LSQ+ pair equal in
+value, gradient and second derivative, and the PACT pair equal in value and gradient.
 """
 from __future__ import annotations
 

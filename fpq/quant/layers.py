@@ -1,7 +1,9 @@
 """Quantized conv/linear: activation quantizer on the input, weight quantizer on the weight.
 
 Both subclass their float layer, so `CifarModel.conv_layers()` still lists them in order.
-`perturb` (SFP, fpq/method/perturb.py) is a slot on the conv: empty for every method but SFP's.
+Two slots let a method piece (fpq.method.pieces) hook a layer, both empty unless a piece fills them:
+`perturb`, activation side, called as `perturb(x, a_quant)` in place of `a_quant(x)` (SFP), and
+`weight_hook`, weight side, called as `weight_hook(w_hat, w_quant)` on the fake-quantized weight.
 """
 from __future__ import annotations
 
@@ -14,14 +16,19 @@ class _QuantMixin:
     w_quant: nn.Module
     a_quant: nn.Module
     perturb: nn.Module | None
+    weight_hook: nn.Module | None
 
     def _init_quant(self, w_quant: nn.Module, a_quant: nn.Module) -> None:
-        self.w_quant, self.a_quant, self.perturb = w_quant, a_quant, None
+        self.w_quant, self.a_quant, self.perturb, self.weight_hook = w_quant, a_quant, None, None
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if self.perturb is None:
             return self.a_quant(x)
         return self.perturb(x, self.a_quant)
+
+    def quantize_weight(self) -> torch.Tensor:
+        w_hat = self.w_quant(self.weight)
+        return w_hat if self.weight_hook is None else self.weight_hook(w_hat, self.w_quant)
 
     @classmethod
     def _copy_float(cls, layer: nn.Module, new: nn.Module) -> nn.Module:
@@ -47,7 +54,7 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
         return cls._copy_float(conv, new)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(self.quantize_input(x), self.w_quant(self.weight), self.bias)
+        return self._conv_forward(self.quantize_input(x), self.quantize_weight(), self.bias)
 
 
 class QuantLinear(_QuantMixin, nn.Linear):
@@ -58,7 +65,7 @@ class QuantLinear(_QuantMixin, nn.Linear):
         return cls._copy_float(linear, new)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.quantize_input(x), self.w_quant(self.weight), self.bias)
+        return F.linear(self.quantize_input(x), self.quantize_weight(), self.bias)
 
 
 QUANT_LAYERS = (QuantConv2d, QuantLinear)

@@ -22,7 +22,7 @@ class Replacement:
 def _quantizer(family, bits: int, shape, fused: bool, weight: bool) -> nn.Module:
     if bits >= FP_BITS:
         return nn.Identity()
-    return family.weight(bits, shape, fused) if weight else family.activation(bits, fused)
+    return family.weight(bits=bits, shape=shape, fused=fused) if weight else family.activation(bits=bits, fused=fused)
 
 
 def prepare_qat(model: nn.Module, w_bits: int, a_bits: int, method: str = "lsq",

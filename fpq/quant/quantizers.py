@@ -169,19 +169,21 @@ class PactQuantizer(Quantizer):
 
 @dataclass(frozen=True)
 class QuantizerFamily:
-    """How one method quantizes weights (per output channel) and activations (per tensor)."""
+    """How one method quantizes weights (per output channel) and activations (per tensor): each a
+    factory called with keywords, `weight(bits=, shape=, fused=)` and `activation(bits=, fused=)`."""
 
-    weight: Callable[[int, tuple[int, ...], bool], Quantizer]
-    activation: Callable[[int, bool], Quantizer]
+    weight: Callable[..., Quantizer]
+    activation: Callable[..., Quantizer]
+
+
+def _per_tensor(cls: type) -> Callable[..., Quantizer]:
+    return lambda *, bits, fused=False: cls(bits, (), fused)
 
 
 QUANTIZERS: dict[str, QuantizerFamily] = {
-    "lsq": QuantizerFamily(lambda b, shape, fused: LsqQuantizer(b, shape, fused),
-                           lambda b, fused: LsqQuantizer(b, (), fused)),
-    "lsq+": QuantizerFamily(lambda b, shape, fused: LsqPlusQuantizer(b, shape, fused),
-                            lambda b, fused: LsqPlusQuantizer(b, (), fused)),
-    "pact": QuantizerFamily(lambda b, shape, fused: MinMaxWeightQuantizer(b, shape, fused),
-                            lambda b, fused: PactQuantizer(b, (), fused)),
+    "lsq": QuantizerFamily(LsqQuantizer, _per_tensor(LsqQuantizer)),
+    "lsq+": QuantizerFamily(LsqPlusQuantizer, _per_tensor(LsqPlusQuantizer)),
+    "pact": QuantizerFamily(MinMaxWeightQuantizer, _per_tensor(PactQuantizer)),
 }
 
 

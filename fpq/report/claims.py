@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fpq.config import FP_BITS
-from fpq.method.registry import METHODS
-from fpq.report.flags import chance_mark, claim_footnote
+from fpq.method.registry import is_float, method_p
+from fpq.plan.table_specs import TABLES
+from fpq.report.flags import chance_mark, claim_footnote, path_mark
 from fpq.report.formats import DASH, MEASURE, TOP1, Scale, distinct, pvalue
 from fpq.report.paper import paper_number
 from fpq.report.pooling import blocks_section
-from fpq.report.results import Collected, select, settings, unique_cells, values
+from fpq.report.results import Collected, main_cells, path_mismatches, select, settings, values
 from fpq.report.stamp import stamp
 from fpq.report.stats import (
     DOES_NOT_HOLD,
@@ -40,6 +41,7 @@ from fpq.report.stats import (
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
 
 P_OPTIMUM = (0.1, 0.5)
+SWEEP = next(spec for spec in TABLES if spec.by_p)  # Table 3: the methods whose p is swept
 ABLATION_ORDER = [("lsq+sfp", "lsq"), ("lsq+csd", "lsq"), ("lsq+csd", "lsq+sfp"), ("fpq", "lsq+sfp"),
                   ("fpq", "lsq+csd")]
 VERDICTS = (HOLDS, NOT_DETECTED, DOES_NOT_HOLD, UNDETERMINED)
@@ -64,6 +66,7 @@ class Claim:
     header: list[str]
     rows: list[list[str]]  # the verdict is the last column
     outcomes: list  # one Outcome (or Comparison) per cell
+    mismatches: tuple = ()  # pairs whose two runs took different step paths (fpq.report.results.path_mismatches)
     note: str = ""  # what the reader must know to read the numbers (probes, sigma)
 
 
@@ -72,15 +75,18 @@ def label(dataset, arch, w, a) -> str:
     return f"{DATASET_LABELS.get(dataset, dataset)} {arch_label(arch)} {bits_label(w, a)}"
 
 
+def _cell_rows(frame, method: str, main_p: float, dataset, arch, w, a) -> pd.DataFrame:
+    if is_float(method):
+        return select(frame, dataset=dataset, arch=arch, method=method)
+    return select(frame, dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=method, p=method_p(method, main_p))
+
+
 def _cell_values(frame, method: str, main_p: float, dataset, arch, w, a, column: str = "top1") -> pd.Series:
-    if method == "fp":
-        return values(select(frame, dataset=dataset, arch=arch, method="fp"), column)
-    p = main_p if METHODS[method].sfp else None
-    return values(select(frame, dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=method, p=p), column)
+    return values(_cell_rows(frame, method, main_p, dataset, arch, w, a), column)
 
 
 def _paper_top1(ref: pd.DataFrame, table: str, dataset, arch, method: str, w, a) -> float:
-    return paper_number(ref, table, dataset, arch, method, *((FP_BITS, FP_BITS) if method == "fp" else (w, a)))[0]
+    return paper_number(ref, table, dataset, arch, method, *((FP_BITS, FP_BITS) if is_float(method) else (w, a)))[0]
 
 
 def paper_gain(ref: pd.DataFrame | None, tables: tuple, dataset, arch, w, a, better: str, worse: str) -> float:
@@ -119,17 +125,20 @@ def test_text(c: Comparison) -> str:
 
 
 def beats(frame, main_p: float, a: str, b: str, column: str = "top1", higher: bool = True, ref=None,
-          tables: tuple = ()) -> tuple[list[list[str]], list[Comparison]]:
+          tables: tuple = ()) -> tuple[list[list[str]], list[Comparison], tuple[str, ...]]:
     scale = TOP1 if column == "top1" else MEASURE
-    rows, outcomes = [], []
+    rows, outcomes, mismatches = [], [], []
     for setting in settings(frame[frame.method == a]):
-        va, vb = (_cell_values(frame, m, main_p, *setting, column=column) for m in (a, b))
+        ra, rb = (_cell_rows(frame, m, main_p, *setting) for m in (a, b))
+        va, vb = values(ra, column), values(rb, column)
         if len(va) and len(vb):
             c = compare_seeds(va, vb, higher, paper_gain(ref, tables, *setting, a, b), bound=scale.bound)
-            cell = label(*setting) + (chance_mark(setting[0], va, vb) if column == "top1" else "")
+            differ = path_mismatches(ra, rb, (method_label(a), method_label(b)))
+            mismatches += [f"{label(*setting)}, {m}" for m in differ]
+            cell = label(*setting) + (chance_mark(setting[0], va, vb) if column == "top1" else "") + path_mark(differ)
             rows.append([cell, _stat(va, scale), _stat(vb, scale), scale.diff(c.gain), *numbers(c, scale)])
             outcomes.append(c)
-    return rows, outcomes
+    return rows, outcomes, tuple(mismatches)
 
 
 def all_of(steps: list[Comparison]) -> Outcome:
@@ -154,7 +163,7 @@ def all_of(steps: list[Comparison]) -> Outcome:
 
 def ablation(frame, main_p: float, ref=None) -> tuple[list[list[str]], list[Outcome]]:
     rows, outcomes = [], []
-    for setting in settings(frame[frame.method == "lsq+sfp"]):
+    for setting in settings(frame[frame.method == ABLATION_ORDER[0][0]]):
         steps = []
         for better, worse in ABLATION_ORDER:
             va, vb = (_cell_values(frame, m, main_p, *setting) for m in (better, worse))
@@ -179,7 +188,7 @@ def _paper_p(ref, dataset, arch, w, a, p: float) -> float:
 
 def psweep(frame, ref=None) -> tuple[list[list[str]], list]:
     rows, outcomes = [], []
-    sfp = frame[(frame.method == "fpq") & frame.p.notna()]
+    sfp = frame[frame.method.isin(SWEEP.methods) & frame.p.notna()]
     for setting in settings(sfp):
         dataset, arch, w, a = setting
         cell = select(sfp, dataset=dataset, arch=arch, w_bits=w, a_bits=a)
@@ -225,7 +234,7 @@ def variance_note(frame) -> str:
 
 
 def claims(collected: Collected, ref: pd.DataFrame | None = None) -> list[Claim]:
-    frame, p = unique_cells(collected), collected.main_p
+    frame, p = main_cells(collected), collected.main_p
 
     def pair(title: str, a: str, b: str, tables: tuple = (), note: str = "", **kw) -> Claim:
         return Claim(title, PAIR, *beats(frame, p, a, b, ref=ref, tables=tables, **kw), note=note)
@@ -320,7 +329,10 @@ def claims_markdown(collected: Collected, ref: pd.DataFrame | None = None) -> st
     for i, claim in enumerate(found, 1):
         parts += [f"## {i}. {claim.title}", "", f"Across cells: {rollup(claim)}.", ""]
         parts += [claim.note, ""] if claim.note and claim.rows else []
-        parts += [_md_table(claim.header, claim.rows)] + claim_footnote(claim.rows)
+        parts += [_md_table(claim.header, claim.rows)] + claim_footnote(claim.rows, claim.mismatches)
+    from fpq.report.readings import readings_section  # it reads this module's cell labels
+
+    parts += readings_section(collected)
     runs = collected.runs
     failed = [f"{r.run_id}: {r.error}" for r in runs[runs.status == "failed"].itertuples()]
     parts += _run_list("Failed runs", failed)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fpq.method.registry import is_float
 from fpq.report.plots import band, band_figure, save
 from fpq.report.results import RUN_KEY, Collected
 from fpq.run.cell import Cell, method_label
@@ -32,7 +33,7 @@ def curve_series(collected: Collected, grids: tuple[str, ...] = CURVE_GRIDS) -> 
     """{(dataset, arch, w_bits, a_bits): {(method, p): band}} over the ok runs of the grids' QAT cells
     (p None for a method without SFP), methods in the paper's order."""
     entries = collected.entries
-    mine = entries[entries.grid.isin(grids) & (entries.method != "fp")]
+    mine = entries[entries.grid.isin(grids) & ~entries.method.map(is_float).astype(bool)]
     mine = mine.drop(columns="grid").drop_duplicates(subset=RUN_KEY)
     ok = mine[(mine.status == "ok") & mine.history.map(bool).astype(bool)]
     groups = dict(tuple(ok.groupby(SETTING + ["method", "p"], dropna=False)))

@@ -13,11 +13,15 @@ import numpy as np
 import pandas as pd
 
 from fpq.io import write_text
+from fpq.method.registry import is_float, method_p
+from fpq.report.composition import NAME as COMPOSITION
+from fpq.report.composition import TITLE as COMPOSITION_TITLE
+from fpq.report.composition import composition_caption, composition_figure
 from fpq.report.curves import CURVE_GRIDS, curves_figure
 from fpq.report.formats import distinct
 from fpq.report.html_page import rst_caption
 from fpq.report.plots import band, band_figure, color, empty, footer, plt, readable_ticks, save
-from fpq.report.results import Collected, select, unique_cells
+from fpq.report.results import Collected, main_cells, select
 from fpq.report.stamp import stamp
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label, setting_rank
 
@@ -26,7 +30,7 @@ FIG1_METHODS = ("fp", "lsq", "fpq")
 
 
 def _unique_ok(collected: Collected) -> pd.DataFrame:
-    frame = unique_cells(collected)
+    frame = main_cells(collected)
     return frame[frame.status == "ok"]
 
 
@@ -42,7 +46,7 @@ def fig5_series(collected: Collected) -> dict[tuple, dict[str, dict]]:
     ok = ok[ok.trajectory.map(bool).astype(bool)]  # an object-dtype mask on no rows would select columns
     out: dict[tuple, dict[str, dict]] = {}
     for method in FIG5_METHODS:
-        rows = select(ok, method=method, p=collected.main_p if method == "fpq" else None)
+        rows = select(ok, method=method, p=method_p(method, collected.main_p))
         for key, group in rows.groupby(["dataset", "arch", "w_bits", "a_bits"]):
             out.setdefault(tuple(key), {})[method] = _band(list(group.trajectory))
     return out
@@ -64,7 +68,7 @@ def fig5_caption(collected: Collected) -> str:
 def hessian_plot(collected: Collected):
     """Rows = dataset x arch, columns = bit settings; mean ± std band over seeds, clipped at 0."""
     def lines(panel: dict) -> list:
-        return [(method_label(m) + (f" (p={collected.main_p:g})" if m == "fpq" else ""), m, line)
+        return [(method_label(m) + (f" (p={collected.main_p:g})" if method_p(m, collected.main_p) is not None else ""), m, line)
                 for m, line in panel.items()]
 
     return band_figure(fig5_series(collected), lines, "Hessian trace", "upper right",
@@ -82,13 +86,13 @@ def fig1_bars(collected: Collected) -> dict[tuple, dict[str, tuple[float, float,
     ok = _unique_ok(collected)
     ok = ok[ok.output_variance.notna()]
     out: dict[tuple, dict] = {}
-    quantized = ok[ok.method != "fp"]
+    quantized = ok[~ok.method.map(is_float).astype(bool)]
     for (dataset, arch, w, a), _ in quantized.groupby(["dataset", "arch", "w_bits", "a_bits"]):
         bars = {}
         for method in FIG1_METHODS:
             key = dict(dataset=dataset, arch=arch, method=method)
-            if method != "fp":
-                key.update(w_bits=w, a_bits=a, p=collected.main_p if method == "fpq" else None)
+            if not is_float(method):
+                key.update(w_bits=w, a_bits=a, p=method_p(method, collected.main_p))
             values = select(ok, **key).output_variance
             if len(values):
                 bars[method] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0,
@@ -141,14 +145,16 @@ def captions(collected: Collected, curve_grids: tuple[str, ...]) -> dict[str, tu
             "fig1_variance": ("Fig. 1: output variance under Gaussian input noise (FP = the teacher, LSQ, FPQ)",
                               "Bars: mean over seeds; error bars: ± 1 std over them."),
             "training_curves": (f"Training curves: test top-1 after each QAT epoch, cells of the "
-                                f"{', '.join(curve_grids)} grid", "Line: mean over seeds; band: ± 1 std over them.")}
+                                f"{', '.join(curve_grids)} grid", "Line: mean over seeds; band: ± 1 std over them."),
+            COMPOSITION: (COMPOSITION_TITLE, composition_caption(collected))}
 
 
 def build_figures(collected: Collected, out: Path, curve_grids: tuple[str, ...] = CURVE_GRIDS) -> list[Path]:
-    """Fig. 5, Fig. 1 and the training curves of the cells of `curve_grids` (the ablation grid; add
-    "main" for the main grid's), each with a caption file for the Snakemake report (title, what it
+    """Fig. 5, Fig. 1, the training curves of the cells of `curve_grids` (the ablation grid; add
+    "main" for the main grid's) and the loss composition, each with a caption file for the Snakemake report (title, what it
     shows, the provenance stamp, which the figure's footer also carries)."""
-    paths = hessian_figure(collected, out) + variance_figure(collected, out) + curves_figure(collected, out, curve_grids)
+    paths = (hessian_figure(collected, out) + variance_figure(collected, out)
+             + curves_figure(collected, out, curve_grids) + composition_figure(collected, out))
     made = stamp(collected).line()
     for name, (title, text) in captions(collected, curve_grids).items():
         paths.append(write_text(out / f"{name}.caption.rst", rst_caption(title, text, made)))

@@ -19,10 +19,11 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from fpq.method.registry import method_p
 from fpq.plan.blocks import Block
 from fpq.plan.index import RunIndex
 from fpq.report.formats import TOP1, pvalue
-from fpq.report.results import Collected, collect, select, settings, unique_cells, unit_block, values
+from fpq.report.results import Collected, collect, main_cells, select, settings, unit_block, values
 from fpq.report.stats import pair_gains
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label
 
@@ -56,7 +57,7 @@ def pool(blocks: list[Block], current: tuple[Path, RunIndex] | None = None, metr
     first = current[1] if current is not None else blocks[0].index
     runs = pd.concat([r for r, _ in parts], ignore_index=True)
     entries = pd.concat([e for _, e in parts], ignore_index=True)
-    return Collected(runs, entries, unreadable, first.main_p, first.name, tuple(names))
+    return Collected(runs, entries, unreadable, first.main_p, first.name, tuple(names), first.main_readings)
 
 
 def teachers(collected: Collected, block: str) -> list[float]:
@@ -80,13 +81,13 @@ def pair_values(frame: pd.DataFrame, main_p: float, setting: tuple, column: str 
     """(FPQ's, LSQ's) values by (block, seed) unit in one cell: what the study's comparison pairs."""
     dataset, arch, w, a = setting
     a_, b_ = (values(select(frame, dataset=dataset, arch=arch, w_bits=w, a_bits=a, method=m,
-                            p=main_p if m == "fpq" else None), column) for m in PAIR)
+                            p=method_p(m, main_p)), column) for m in PAIR)
     return a_, b_
 
 
 def block_rows(collected: Collected) -> list[list[str]]:
     """One row per block: its name, its teacher(s) top-1, its FPQ/LSQ pairs and unpaired runs."""
-    frame = unique_cells(collected)
+    frame = main_cells(collected)
     rows = []
     for block in collected.blocks:
         mine = frame[frame.block == block]
@@ -126,7 +127,7 @@ def blocks_section(collected: Collected) -> list[str]:
     """The claims page's section on the blocks ([] for one results folder)."""
     if not collected.blocks:
         return []
-    n, frame = len(collected.blocks), unique_cells(collected)
+    n, frame = len(collected.blocks), main_cells(collected)
     t = sum(len(teachers(collected, b)) for b in collected.blocks)
     lines = [f"## Blocks: {n} sitting{'s' if n > 1 else ''}, {t} teacher{'s' if t != 1 else ''}", "",
              f"Pooled from {n} block{'s' if n > 1 else ''}, each a sitting that trained its own FP teacher. A "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +17,10 @@ import pandas as pd
 from fpq.plan.index import RunIndex
 from fpq.run.cell import setting_rank
 
-CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed"]
+CELL = ["dataset", "arch", "w_bits", "a_bits", "method", "p", "seed", "reading"]
 RUN_KEY = CELL + ["block", "run_id"]  # one run: the same run id in two blocks is two runs
 RUN_COLUMNS = ["stage", "teacher", "block", "run_id", "status", "top1", "trajectory", "history", "error", "hessian_trace",
-               "hessian_probes", "output_variance", "variance_sigma", "made"]
+               "hessian_probes", "output_variance", "variance_sigma", "made", "path"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Collected:
     main_p: float
     name: str = ""  # the config's name, as the index records it
     blocks: tuple[str, ...] = ()  # the blocks pooled here (fpq.report.pooling), in order; () for one results folder
+    main_readings: dict = field(default_factory=dict)  # method -> the config's reading of it ('' omitted)
 
 
 def _read(path: Path, unreadable: list[str]) -> dict | None:
@@ -55,7 +56,7 @@ def _measurement(data: dict | None, key: str) -> float:
 def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dict:
     folder = results / "runs" / rid
     row = {"block": "", "run_id": rid, "status": "missing", "top1": math.nan, "trajectory": [], "history": [], "error": "",
-           "made": {}}
+           "made": {}, "path": ""}
     metrics = _read(folder / "metrics.json", unreadable)
     failed = _read(folder / "failed.json", unreadable)
     if metrics is not None and metrics.get("status", "ok") == "ok":
@@ -64,7 +65,7 @@ def _run_row(results: Path, rid: str, metric: str, unreadable: list[str]) -> dic
     elif metrics is not None or failed is not None:
         row.update(status="failed", error=(metrics or failed).get("error", "unknown error"))
     if metrics is not None:
-        row["made"] = made(metrics)
+        row["made"], row["path"] = made(metrics), step_path(metrics)
     hessian, variance = _read(folder / "hessian.json", unreadable), _read(folder / "variance.json", unreadable)
     row["hessian_trace"] = _measurement(hessian, "trace.mean")
     row["hessian_probes"] = _optional(hessian, "trace.probes")
@@ -80,6 +81,24 @@ def made(metrics: dict) -> dict:
     return {"data": config.get("data", {}), "epochs": (config.get("optim") or {}).get("epochs"),
             "train_images": max(seen) if seen else None, "code": metrics.get("code") or {},
             "device": metrics.get("device") or {}, "torch": (metrics.get("packages") or {}).get("torch")}
+
+
+def step_path(metrics: dict) -> str:
+    """The step path a run trained on, from its `precision`: 'CUDA graph, triton kernels, bf16' or
+    'eager, torch kernels, fp32' ('' for a result without one). A run written before the kernels
+    existed ran the torch path.
+
+    >>> step_path({"precision": {"cuda_graph": {"train": {"captured": True}}, "student_autocast": "bf16"}})
+    'CUDA graph, torch kernels, bf16'
+    >>> step_path({"precision": {"cuda_graph": False, "kernels_in_force": "triton", "student_autocast": None}})
+    'eager, triton kernels, fp32'
+    """
+    precision = metrics.get("precision")
+    if not precision:
+        return ""
+    graphs = precision.get("cuda_graph")
+    graph = "CUDA graph" if isinstance(graphs, dict) and (graphs.get("train") or {}).get("captured") else "eager"
+    return f"{graph}, {precision.get('kernels_in_force', 'torch')} kernels, {precision.get('student_autocast') or 'fp32'}"
 
 
 def _optional(data: dict | None, key: str) -> float:
@@ -101,7 +120,8 @@ def collect(results: str | Path, index: RunIndex, metric: str = "final") -> Coll
     entries = entries.join(measured, on="run_id")
     for frame in (runs, entries):  # None (no SFP) becomes NaN: p compares as a number everywhere
         frame["p"] = frame["p"].astype(float)
-    return Collected(runs, entries, unreadable, index.main_p, index.name)
+        frame["reading"] = [r if isinstance(r, str) else "" for r in frame["reading"]]  # the suite's own: none
+    return Collected(runs, entries, unreadable, index.main_p, index.name, main_readings=dict(index.main_readings))
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,14 @@ def unique_cells(collected: Collected) -> pd.DataFrame:
     return collected.entries.drop(columns="grid").drop_duplicates(subset=RUN_KEY)
 
 
+def main_cells(collected: Collected) -> pd.DataFrame:
+    """`unique_cells` at each method's main reading (the config's `quant`): what claims and figures
+    compare. Another reading of a method (a grid's own `quant`) is a study of its own."""
+    frame = unique_cells(collected)
+    main = frame.method.map(lambda m: collected.main_readings.get(m, ""))
+    return frame[frame.reading == main]
+
+
 def settings(frame: pd.DataFrame) -> list[tuple]:
     """The (dataset, arch, w_bits, a_bits) settings of the rows, in the paper's order."""
     keys = {(r.dataset, r.arch, int(r.w_bits), int(r.a_bits)) for r in frame.itertuples()}
@@ -155,6 +183,18 @@ def select(frame: pd.DataFrame, **key) -> pd.DataFrame:
         else:
             sel = sel[sel[k] == v]
     return sel
+
+
+def path_mismatches(rows_a: pd.DataFrame, rows_b: pd.DataFrame, names: tuple[str, str]) -> list[str]:
+    """The units (seed, or 'BLOCK sSEED') both sides ran, on different step paths: one text each,
+    '2026-12-04-h200 s3 (FPQ: eager, torch kernels, bf16; LSQ: CUDA graph, torch kernels, bf16)'."""
+    paths = []
+    for rows in (rows_a, rows_b):
+        ok = rows[(rows.status == "ok") & rows.path.astype(bool)]
+        units = [unit_label(b, s) if b else f"s{s}" for b, s in zip(ok.block, ok.seed.astype(int))]
+        paths.append(dict(zip(units, ok.path)))
+    shared = [u for u in paths[0] if u in paths[1] and paths[0][u] != paths[1][u]]
+    return [f"{u} ({names[0]}: {paths[0][u]}; {names[1]}: {paths[1][u]})" for u in shared]
 
 
 def values(rows: pd.DataFrame, column: str = "top1") -> pd.Series:

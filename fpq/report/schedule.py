@@ -23,7 +23,7 @@ from fpq.plan.blocks import read_blocks
 from fpq.report.formats import DASH, TOP1, pvalue
 from fpq.report.plots import plt, save
 from fpq.report.pooling import PAIR, pair_values, pool
-from fpq.report.results import Collected, settings, unique_cells
+from fpq.report.results import Collected, main_cells, settings
 from fpq.report.stamp import stamp
 from fpq.report.stats import Comparison, compare_seeds, pair_gains, verdict_text
 
@@ -52,7 +52,7 @@ def read_points(root: str | Path) -> list[Point]:
         if not blocks:
             continue
         collected = pool(blocks)
-        frame = unique_cells(collected)
+        frame = main_cells(collected)
         cells = settings(frame[frame.method.isin(PAIR)])
         if len(cells) != 1:
             raise DataError(f"{folder}: a schedule point compares LSQ and FPQ in one cell, found {len(cells)}")

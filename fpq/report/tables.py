@@ -8,22 +8,22 @@ paper's own oddities (reference_tables.csv `note`) as footnotes. Markdown and La
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from fpq.config import FP_BITS
 from fpq.io import write_text
-from fpq.method.registry import METHODS, method_rank
+from fpq.method.registry import is_float, method_p, method_rank
 from fpq.plan.index import RunIndex
 from fpq.plan.table_specs import TABLES, TableSpec
 from fpq.report.claims import CLAIMS_TITLE, claims_markdown
-from fpq.report.flags import footnotes, row_flags
+from fpq.report.flags import PATH, footnotes, row_flags
 from fpq.report.formats import acc, signed
 from fpq.report.html_page import page, rst_caption
 from fpq.report.paper import load_reference, paper_number
-from fpq.report.results import Collected, Stat, collect, select, settings, summarize
+from fpq.report.results import Collected, Stat, collect, path_mismatches, select, settings, summarize
 from fpq.report.stamp import Stamp, stamp
 from fpq.run.cell import DATASET_LABELS, arch_label, bits_label, method_label
 
@@ -45,12 +45,13 @@ class Table:
     rows: list[Row]
     missing: list[str]  # run ids of this table's rows without a result
     run_ids: list[str]  # every run of its rows
+    mismatches: tuple = ()  # pairs of its rows whose runs of one seed took different step paths
 
 
 def row_methods(spec: TableSpec, trained: set[str]) -> list[str]:
     """The methods a setting's rows show: the spec's in its order, then every other method its grid
     trained (paper order), so a method added to a grid is never trained and left out of its table."""
-    extra = sorted(trained - set(spec.methods) - {"fp"}, key=method_rank)
+    extra = sorted({m for m in trained - set(spec.methods) if not is_float(m)}, key=method_rank)
     return [m for m in spec.methods if m in trained] + extra
 
 
@@ -59,8 +60,9 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
     if spec.dataset:
         mine = mine[mine.dataset == spec.dataset]
     shown_dataset = spec.dataset is None
-    rows, used, fp_done = [], [], set()
-    for dataset, arch, w, a in settings(mine[mine.method != "fp"]):
+    rows, used, fp_done, mismatches = [], [], set(), []
+    for dataset, arch, w, a in settings(mine[~mine.method.map(is_float).astype(bool)]):
+        quantized = []  # (row index, its runs, its label) of this setting's QAT rows
         lead = {"Dataset": DATASET_LABELS.get(dataset, dataset)} if shown_dataset else {}
         lead["Arch"] = arch_label(arch)
         if spec.fp_row and (dataset, arch) not in fp_done:
@@ -73,17 +75,38 @@ def build_table(spec: TableSpec, entries: pd.DataFrame, ref: pd.DataFrame, main_
         setting = select(mine, dataset=dataset, arch=arch, w_bits=w, a_bits=a)
         for method in row_methods(spec, set(setting.method)):
             ps = sorted(setting[setting.method == method].p.dropna().unique()) if spec.by_p else (
-                [main_p] if METHODS[method].sfp else [None])
+                [method_p(method, main_p)])
             for p in ps:
-                sel = select(setting, method=method, p=p)
-                used.append(sel)
-                label = {"p": f"{p:g}"} if spec.by_p else {"Method": method_label(method)}
-                rows.append(Row({**lead, "Bits": bits_label(w, a), **label}, summarize(sel),
-                                *paper_number(ref, spec.paper_table, dataset, arch, spec.paper_method(method, p), w, a),
-                                flags=_flags(sel, dataset, teacher=False)))
+                at_p = select(setting, method=method, p=p)
+                for reading in sorted(set(at_p.reading)) or [""]:  # the suite's own reading ('') first
+                    sel = at_p[at_p.reading == reading]
+                    used.append(sel)
+                    label = {"p": f"{p:g}"} if spec.by_p else {"Method": method_label(method)}
+                    if reading:  # another reading of the method (a grid's quant): said in its row
+                        label = {k: f"{v} ({reading.replace(',', ', ')})" for k, v in label.items()}
+                    quantized.append((len(rows), sel, next(iter(label.values()))))
+                    rows.append(Row({**lead, "Bits": bits_label(w, a), **label}, summarize(sel),
+                                    *paper_number(ref, spec.paper_table, dataset, arch, spec.paper_method(method, p),
+                                                  w, a), flags=_flags(sel, dataset, teacher=False)))
+        where = f"{arch_label(arch)} {bits_label(w, a)}"
+        mismatches += [f"{where}, {m}" for m in _mark_path_mismatches(rows, quantized)]
     picked = pd.concat(used) if used else mine.iloc[:0]
     missing = list(dict.fromkeys(picked.loc[picked.status == "missing", "run_id"]))
-    return Table(spec, rows, missing, list(dict.fromkeys(picked.run_id)))
+    return Table(spec, rows, missing, list(dict.fromkeys(picked.run_id)), tuple(mismatches))
+
+
+def _mark_path_mismatches(rows: list[Row], quantized: list[tuple]) -> list[str]:
+    """Mark (in place) each row with a seed whose run took another step path than the same seed's run
+    of another row of the setting; returns the pairs, each with the path of either side."""
+    found = []
+    for k, (i, sel_i, label_i) in enumerate(quantized):
+        for j, sel_j, label_j in quantized[k + 1:]:
+            differ = path_mismatches(sel_i, sel_j, (label_i, label_j))
+            for index in (i, j) if differ else ():
+                if PATH not in rows[index].flags:
+                    rows[index] = replace(rows[index], flags=rows[index].flags + PATH)
+            found += differ
+    return found
 
 
 def _flags(rows: pd.DataFrame, dataset: str, teacher: bool) -> str:
@@ -141,7 +164,7 @@ def to_markdown(table: Table, metric: str, title: str, made: str) -> str:
     else:
         lines.append("No runs for this table in the run index.")
     lines += [""] + [f"({m}) Paper: {note}." for note, m in _notes(table).items()]
-    lines += [""] + footnotes([r.flags for r in table.rows])
+    lines += [""] + footnotes([r.flags for r in table.rows], table.mismatches)
     if table.missing:
         lines += ["", f"Missing runs ({len(table.missing)}), expected but without a result:", ""]
         lines += [f"- {rid}" for rid in table.missing]
@@ -151,7 +174,7 @@ def to_markdown(table: Table, metric: str, title: str, made: str) -> str:
 def _tex(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
                  ("±", r"$\pm$"), ("—", "--"), ("Δ", r"$\Delta$"), ("−", "$-$"), ("†", r"$^\dagger$"),
-                 ("‡", r"$^\ddagger$"), ("×", r"$\times$")):
+                 ("‡", r"$^\ddagger$"), ("§", r"\S{}"), ("×", r"$\times$")):
         text = text.replace(a, b)
     return text
 
@@ -173,7 +196,8 @@ def to_latex(table: Table, metric: str, made: str) -> str:
     notes = [f"\\textsuperscript{{{m}}}~{_tex(note)}." for note, m in _notes(table).items()]
     if notes:
         lines += [r"\par\smallskip\footnotesize Paper: " + " ".join(notes)]
-    lines += [r"\par\smallskip\footnotesize " + _tex(line) for line in footnotes([r.flags for r in table.rows])]
+    lines += [r"\par\smallskip\footnotesize " + _tex(line)
+              for line in footnotes([r.flags for r in table.rows], table.mismatches)]
     lines += [r"\par\smallskip\footnotesize " + _tex(made) + "."]
     return "\n".join(lines + [r"\end{table}"]) + "\n"
 

@@ -73,7 +73,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu",
 def _check_teacher_fits(path, tcfg: RunConfig, cfg: RunConfig) -> None:
     mismatches = [f"the teacher's {key} is {got!r}, this run's {want!r}" for key, got, want in (
         ("arch", tcfg.arch, cfg.arch), ("dataset", tcfg.data.dataset, cfg.data.dataset)) if got != want]
-    if tcfg.method != "fp":
+    if tcfg.is_qat:
         mismatches.append(f"the teacher's method is {tcfg.method!r}, a teacher must be an 'fp' run")
     if mismatches:
         raise CheckpointError(f"teacher {path} does not fit this run: {'; '.join(mismatches)}")

@@ -19,8 +19,8 @@ def code_version() -> dict:
     """Git commit of the checkout fpq runs from, and whether it had uncommitted changes.
 
     FPQ_GIT_COMMIT, when set, wins: a copy of the tree on a GPU machine may carry a stale .git
-    (the reference run of 2026-11-27 reported its checkout's first commit, "dirty"), so the GPU
-    scripts pass the commit the copy was made from.
+    (it then reports the copy's first commit, "dirty"), so the GPU scripts pass the commit the copy
+    was made from.
     """
     if os.environ.get("FPQ_GIT_COMMIT"):
         return {"git_commit": os.environ["FPQ_GIT_COMMIT"], "git_dirty": None, "source": "FPQ_GIT_COMMIT"}

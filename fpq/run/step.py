@@ -37,7 +37,9 @@ def sam_step(objective: Objective, params: list[nn.Parameter], x, y, rho: float)
             p.add_(e)
         for g in grads:
             g.zero_()
+    recording, objective.record = objective.record, False  # the epoch's loss parts are the first pass's
     objective(x, y)[0].backward()
+    objective.record = recording
     with torch.no_grad():
         for p, e in shifts:
             p.sub_(e)

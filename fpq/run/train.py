@@ -1,7 +1,7 @@
 """One training run, top to bottom: FP teacher or QAT of any registered method.
 
-Per epoch: train, evaluate on the test set, (optionally) measure the Hessian trace, checkpoint
-atomically. A rerun in the same folder resumes from the last checkpoint of the same run
+Per epoch: train, record what the loss was made of (`fpq.run.composition`), evaluate on the test
+set, (optionally) measure the Hessian trace, checkpoint atomically. A rerun in the same folder resumes from the last checkpoint of the same run
 identity (`config.resume_identity`: thread count and device spelling do not count); on CPU the
 resumed run ends bitwise equal to an uninterrupted one. `metrics.json` is written last: its
 presence means the run finished, with status "ok" (or "failed" when a run that diverged, or
@@ -25,12 +25,12 @@ from fpq.config import RunConfig, dict_differences, dump_config, resume_identity
 from fpq.io import ensure_writable, failed_run, load_torch, save_torch, write_json, write_text
 from fpq.measure.hessian import hutchinson_trace
 from fpq.method.objective import Objective, compiled
-from fpq.method.perturb import attach_sfp
 from fpq.method.registry import METHODS
 from fpq.method.teacher import prepare_teacher
 from fpq.quant import calibrate, kernel_path, quantizer_parameters, set_kernels
 from fpq.run.build import load_model, resolve_device, save_model, skeleton
 from fpq.run.cell import Cell
+from fpq.run.composition import PROBE_IMAGES, composition_text, epoch_composition
 from fpq.run.data import DeviceLoader, load_arrays
 from fpq.run.kernel_check import choose_kernels
 from fpq.run.provenance import provenance
@@ -85,15 +85,16 @@ def prepare_models(cfg: RunConfig, teacher: nn.Module, calib_images, device: tor
 
 
 def prepare_student(cfg: RunConfig, teacher: nn.Module | None, calib_images, device: torch.device):
-    """The student of `cfg`: for QAT, the teacher's weights, calibrated on `calib_images`, SFP attached."""
+    """The student of `cfg`: for QAT, the teacher's weights, calibrated on `calib_images`, then each
+    of the method's pieces attached (SFP's gates, a plug-in's weight-side hook)."""
     student = skeleton(cfg).to(device)
     if teacher is not None:
         missing, _ = student.load_state_dict(teacher.state_dict(), strict=False)
         if any(not _is_quantizer_key(k) for k in missing):
             raise RuntimeError(f"teacher weights do not cover the student: {missing[:5]}")
         calibrate(student, calib_images)
-        if METHODS[cfg.method].sfp:
-            attach_sfp(student, cfg.quant.sfp_p, cfg.quant.sfp_gate, cfg.quant.sfp_placement)
+        for piece in METHODS[cfg.method].parts:
+            piece.attach(student, cfg.quant)
     return _memory_format(cfg, student)
 
 
@@ -114,10 +115,11 @@ def make_objective(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, 
                    kernels: str = "torch") -> Objective:
     """The method's loss; with `runtime.compile`, one compiled graph for the whole loss; `kernels`
     is the path `choose_run_kernels` chose (the student's quantizers are set to it there)."""
-    spec, rt = METHODS[cfg.method], cfg.runtime
-    return Objective(spec, cfg.quant, model, teacher if spec.uses_teacher_forward else None, rt.bf16,
-                     rt.teacher_bf16, rt.compile_mode if rt.compile else None, rt.csd_compile, rt.teacher_cuda_graph,
-                     step_graph, kernels)
+    rt = cfg.runtime
+    return Objective(METHODS[cfg.method], cfg.quant, model, teacher, student_bf16=rt.bf16,
+                     teacher_bf16=rt.teacher_bf16, compile_mode=rt.compile_mode if rt.compile else None,
+                     csd_compile=rt.csd_compile, teacher_cuda_graph=rt.teacher_cuda_graph, step_graph=step_graph,
+                     kernels=kernels)
 
 
 def choose_run_kernels(cfg: RunConfig, model: nn.Module, device: torch.device, log=None) -> str:
@@ -136,8 +138,8 @@ def choose_run_kernels(cfg: RunConfig, model: nn.Module, device: torch.device, l
 def make_step(cfg: RunConfig, model: nn.Module, objective: Objective, optimizer, device: torch.device,
               log=None) -> TrainStep:
     """The training step of `cfg`: eager, or (runtime.cuda_graph on CUDA) replayed from a CUDA graph."""
-    sam_rho = cfg.quant.sam_rho if METHODS[cfg.method].sam else None
-    return TrainStep(objective, optimizer, model, sam_rho, uses_cuda_graph(cfg, device), log)
+    options = {k: v for piece in METHODS[cfg.method].parts for k, v in piece.step_options(cfg.quant).items()}
+    return TrainStep(objective, optimizer, model, options.get("sam_rho"), uses_cuda_graph(cfg, device), log)
 
 
 def eval_forward(cfg: RunConfig, model: nn.Module, device: torch.device, log=None) -> EvalForward:
@@ -276,7 +278,7 @@ def progress_line(cfg: RunConfig, row: dict, images: int, remaining: int) -> str
     eta = remaining * row["epoch_time"]
     return (f"epoch {row['epoch']}/{cfg.optim.epochs} loss {row['train_loss']:.4f} "
             f"train {row['train_acc']:.2f}% test {row['test_acc']:.2f}% | {rate:,.0f} img/s | "
-            f"{row['epoch_time']:.1f}s/epoch | ETA {eta / 60:.1f} min")
+            f"{row['epoch_time']:.1f}s/epoch | ETA {eta / 60:.1f} min{composition_text(row)}")
 
 
 def compile_seconds(history: list[dict]) -> float | None:
@@ -327,6 +329,8 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     objective = make_objective(cfg, model, teacher, uses_cuda_graph(cfg, device), kernels)
     optimizer, scheduler = make_optimizer(cfg, model)
     step = make_step(cfg, model, objective, optimizer, device, log.write)
+    objective.record = step.graph is None and not cfg.runtime.compile  # the parts' sums need eager steps
+    probe = train_loader.sample(PROBE_IMAGES, seed=cfg.seed + 1) if cfg.is_qat else None  # the gradient probe's batch
     forward = eval_forward(cfg, model, device, log.write)
     state = resume(ckpt, out, cfg, device, model, optimizer, scheduler, log)
     batches = hessian_batches(cfg, train_loader) if cfg.is_qat and cfg.hessian.every else None
@@ -338,6 +342,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_epoch(model, step, train_loader, epoch))
         row["epoch_time"] = time.time() - t0
+        row.update(epoch_composition(objective, model, probe))
         t1 = time.time()
         row.update(evaluate(model, test_loader, forward))
         row["eval_time"] = time.time() - t1

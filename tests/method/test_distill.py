@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from fpq.method.distill import csd_loss, csd_loss_reference, kd_loss, standardize
-from fpq.models import ConvTaps, create_model
+from fpq.models import FeatureTaps, create_model
 from fpq.quant import prepare_qat
 
 
 def conv_outputs(model, x):
-    taps = ConvTaps(model)
+    taps = FeatureTaps(model)
     with taps.collect() as feats:
         model(x)
     taps.remove()

@@ -202,8 +202,8 @@ def test_every_quantizer_family_fused_matches_unfused_on_a_conv(method):
     outs = []
     for fused in (False, True):
         family = QUANTIZERS[method]
-        layer = QuantConv2d.from_float(copy.deepcopy(conv), family.weight(2, (4, 1, 1, 1), fused).double(),
-                                       family.activation(4, fused)).double()
+        layer = QuantConv2d.from_float(copy.deepcopy(conv), family.weight(bits=2, shape=(4, 1, 1, 1), fused=fused).double(),
+                                       family.activation(bits=4, fused=fused)).double()
         calibrated(layer.w_quant, layer.weight)
         calibrated(layer.a_quant, x)
         with torch.no_grad():  # move the grid off its calibration point (fractional LSQ+ offset)

@@ -7,6 +7,7 @@ import pytest
 
 from fpq.plan.grid import expand
 from fpq.plan.index import RunIndex
+from fpq.report.composition import composition_caption, composition_figure, composition_plot, composition_series
 from fpq.report.curves import curve_series, curves_figure, curves_plot
 from fpq.report.figures import (
     build_figures,
@@ -115,6 +116,32 @@ def test_training_curves_are_mean_and_std_per_method_over_the_ablation_cells(tmp
     assert "mean over seeds" in caption and "± 1 std" in caption
 
 
+def parts_history(cell) -> list[dict]:
+    """A history whose loss parts are known: CE 2, 1.5; CSD 10 + seed, 5 (two taps, 1 : 3)."""
+    csd = cell.method in ("lsq+csd", "fpq")
+    rows = []
+    for e, (ce, term) in enumerate(((2.0, 10.0 + cell.seed), (1.5, 5.0)), start=1):
+        parts = {"steps": 4, "ce": ce, **({"csd": term, "csd/taps": [term / 4, 3 * term / 4]} if csd else {})}
+        rows.append({"epoch": e, "test_acc": 50.0, "train_loss": ce + (term if csd else 0.0), "loss_parts": parts})
+    return rows
+
+
+def test_the_loss_composition_is_the_mean_of_each_part_over_seeds_and_the_taps_at_the_last_epoch(tmp_path):
+    config = workflow_config(tmp_path / "results", {"ablation": ABLATION})
+    collected = collect(tmp_path / "results", write_results(config, lambda c: 90.0, history=parts_history))
+    series = composition_series(collected)
+    assert sorted(k[-1] for k in series) == ["fpq", "lsq", "lsq+csd", "lsq+sfp"]
+    fpq = series[("cifar10", "resnet18", 2, 4, "fpq")]
+    assert fpq["n"] == 3 and list(fpq["parts"]) == ["ce", "csd"]
+    np.testing.assert_allclose(fpq["parts"]["csd"], [11.0, 5.0])  # seeds 0, 1, 2: 10, 11, 12 at epoch 1
+    np.testing.assert_allclose(fpq["taps"]["csd"], [1.25, 3.75])
+    assert "csd" not in series[("cifar10", "resnet18", 2, 4, "lsq")]["parts"]
+    assert "FPQ ResNet-18 W2A4: CSD 3.3× CE" in composition_caption(collected)
+    paths = composition_figure(collected, tmp_path / "fig")
+    assert [p.name for p in paths] == ["loss_composition.png", "loss_composition.pdf"]
+    assert "FPQ, ResNet-18 W2A4 (n=3): CSD" in figure_text(composition_plot(collected))
+
+
 def figure_text(fig) -> str:
     texts = [t.get_text() for t in fig.texts] + [fig._suptitle.get_text() if fig._suptitle else ""]
     for ax in fig.axes:
@@ -132,10 +159,11 @@ def test_figures_build_from_any_index_and_say_why_a_panel_is_empty(tmp_path, wri
     collected = collect(tmp_path / "results", index)
     paths = build_figures(collected, tmp_path / "fig")
     assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in ("fig5_hessian", "fig1_variance",
-                                                                        "training_curves")
+                                                                        "training_curves", "loss_composition")
                                                    for e in ("png", "pdf", "caption.rst"))
     for plot, why in ((hessian_plot, "no Hessian trajectories"), (variance_plot, "no output-variance results"),
-                      (curves_plot, "no training histories of the ablation grid")):
+                      (curves_plot, "no training histories of the ablation grid"),
+                      (composition_plot, "no run in the index recorded its loss parts")):
         text = figure_text(plot(collected))
         assert why in text and f"15 runs in the run index: {counts}" in text, text
 

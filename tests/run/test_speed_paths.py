@@ -8,6 +8,7 @@ import torch
 from fpq.config import load_config
 from fpq.method.objective import Objective
 from fpq.method.perturb import StochasticFeaturePerturbation
+from fpq.method.pieces import Outputs
 from fpq.method.registry import METHODS
 from fpq.models import create_model
 from fpq.quant.functional import fake_quant_fused, fake_quant_reference, pact_fused
@@ -73,7 +74,7 @@ def test_the_whole_fpq_loss_traces_as_one_graph(arch):
     torch.compile graph (a break per layer would cost a launch gap per layer on the GPU, and a
     separate teacher graph a second launch stream); tracing only, no code generation."""
     cfg, teacher, student, x = _fpq_student(arch)
-    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, True, True)
+    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, student_bf16=True, teacher_bf16=True)
     student_feats, teacher_feats = objective.student_taps.start(), objective.teacher_taps.start()
     explained = torch._dynamo.explain(objective._loss)(x, torch.arange(8) % 10)
     assert explained.graph_break_count == 0, explained.break_reasons
@@ -89,7 +90,8 @@ def _fpq_loss_and_grads(**runtime):
             m.p = 0.0
     if cfg.runtime.channels_last:
         teacher, x = teacher.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, cfg.runtime.bf16, cfg.runtime.teacher_bf16)
+    objective = Objective(METHODS["fpq"], cfg.quant, student, teacher, student_bf16=cfg.runtime.bf16,
+                          teacher_bf16=cfg.runtime.teacher_bf16)
     loss, logits = objective(x, torch.arange(8) % 10)
     loss.backward()
     return loss, logits, {n: p.grad for n, p in student.named_parameters()}
@@ -189,14 +191,14 @@ def test_compile_mode_is_checked_and_recorded():
 
 
 def _teacher_and_taps(channels_last=False):
-    from fpq.models import ConvTaps
+    from fpq.models import FeatureTaps
 
     torch.manual_seed(0)
     teacher = create_model("resnet20", 10).eval()
     x = torch.randn(4, 3, 32, 32)
     if channels_last:
         teacher, x = teacher.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    return teacher, ConvTaps(teacher), x
+    return teacher, FeatureTaps(teacher), x
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -253,21 +255,28 @@ def test_the_teacher_graph_serves_the_captured_batch_shape_only():
     assert not TeacherForward(torch.nn.Identity(), None, cuda_graph=False).uses_graph(batch)
 
 
-def test_the_speed_keys_reach_the_objective_and_a_compiled_step_overrides_them():
-    from fpq.method.distill import csd_loss
+def test_the_speed_keys_reach_the_objective_and_a_compiled_step_overrides_them(monkeypatch):
+    from fpq.method import distill
     from fpq.run.train import make_objective
+
+    calls = []
+    monkeypatch.setattr(distill, "csd_layers", lambda *a, **kw: calls.append(a[-1]) or [torch.zeros(())])
 
     def objective(kernels="torch", **runtime):
         cfg, teacher, student, _ = _fpq_student(**runtime)
         return make_objective(cfg, student, teacher, kernels=kernels)
 
+    def compiled(obj) -> bool:
+        return hasattr(dict(obj.terms)["csd"], "_torchdynamo_orig_callable")
+
     plain = objective()
-    assert plain.csd is csd_loss and not plain.teacher_run.cuda_graph
+    assert [name for name, _ in plain.terms] == ["csd"] and not compiled(plain) and not plain.teacher_run.cuda_graph
     triton = objective("triton")  # the path fpq.run.kernel_check chose reaches CSD
-    assert triton.csd.func is csd_loss and triton.csd.keywords == {"kernels": "triton"} and triton.kernels == "triton"
+    dict(triton.terms)["csd"](Outputs(None, features=[torch.zeros(1, 1, 1, 1)]))
+    assert calls[-1] == "triton" and triton.kernels == "triton"
     keyed = objective(csd_compile=True, teacher_cuda_graph=True)
-    assert keyed.csd is not csd_loss and keyed.teacher_run.cuda_graph  # compiled lazily: nothing built yet
+    assert compiled(keyed) and keyed.teacher_run.cuda_graph  # compiled lazily: nothing built yet
     whole = objective(csd_compile=True, teacher_cuda_graph=True, compile=True)
-    assert whole.csd is csd_loss and not whole.teacher_run.cuda_graph  # inside the one compiled graph
+    assert not compiled(whole) and not whole.teacher_run.cuda_graph  # inside the one compiled graph
     cfg = load_config({"arch": "resnet20", "runtime": {"cuda": {"csd_compile": True, "teacher_cuda_graph": True}}})
     assert not cfg.runtime.on("cpu").csd_compile and cfg.runtime.on("cuda").teacher_cuda_graph

@@ -6,7 +6,7 @@ TABLES = config["tables"]
 FIGURES = config["figures"]
 INDEX = f"{RESULTS}/index.json"
 PAGES = [spec.name for spec in TABLE_SPECS] + ["claims"]  # Markdown pages, each with an HTML twin
-FIGURE_NAMES = ("fig5_hessian", "fig1_variance", "training_curves")
+FIGURE_NAMES = ("fig5_hessian", "fig1_variance", "training_curves", "loss_composition")
 
 
 # The .md and .tex files and the PDFs are outputs but not report items: the report shows each
@@ -18,7 +18,7 @@ TABLE_PAGES = [f"{TABLES}/{name}.html" for name in PAGES]
 FIGURE_FILES = [f"{FIGURES}/{name}.{ext}" for name in FIGURE_NAMES for ext in ("pdf", "caption.rst")]
 FIGURE_IMAGES = [f"{FIGURES}/{name}.png" for name in FIGURE_NAMES]
 FIGURE_LABELS = ("Fig. 5 — Hessian trace by epoch", "Fig. 1 — output variance under input noise",
-                 "Training curves — test top-1 by epoch")
+                 "Training curves — test top-1 by epoch", "Loss composition — CE and CSD by epoch and by tap")
 # The report lists the tables this config has a grid for (config/ci.yaml has no CIFAR-100 grid: its
 # Table 5 is written, saying so, but not listed), then the claims, each by its label.
 REPORTED_PAGES = [(f"{TABLES}/{spec.name}.html", "Tables", spec.report_label)
