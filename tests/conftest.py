@@ -1,13 +1,7 @@
 """Shared fixtures: the real CIFAR-10 fixture, tiny synthetic archives, a short-trained teacher."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-# Triton's interpreter runs fpq/kernels on CPU tensors (tests/kernels, the harness's triton rows).
-# Triton reads this when a kernel is defined, so it is set before anything imports fpq.kernels;
-# training runs never use it (a CPU run always takes the torch path, fpq.run.kernel_check).
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import numpy as np
 import pytest
@@ -18,6 +12,9 @@ REPO = Path(__file__).resolve().parent.parent
 # 500 test, 200 and 50 per class, lossless. config/ci.yaml reads the same file.
 FIXTURE_NPZ = REPO / "tests" / "data" / "cifar10-fixture.npz"
 FIXTURE_TRAIN, FIXTURE_TEST = 2000, 500
+# Plug-in files are loaded by FPQ_PLUGINS in the processes a test starts (tests/test_extension.py), never
+# imported by collection: a plug-in registers its piece and method in the process that imports it.
+collect_ignore = ["plugins"]
 
 
 @pytest.fixture(scope="session")

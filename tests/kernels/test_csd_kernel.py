@@ -4,6 +4,12 @@ and mixed layouts, fp32 and bf16 maps, sizes that fill no tile exactly."""
 from __future__ import annotations
 
 import pytest
+
+from tests.kernels import NO_TRITON
+
+if NO_TRITON:  # the kernels need Triton; the torch path they are checked against is tested elsewhere
+    pytest.skip(NO_TRITON, allow_module_level=True)
+
 import torch
 
 from fpq.kernels.ops import csd_layer
@@ -51,6 +57,15 @@ def test_the_loss_over_layers_sums_the_kernels_layers():
     g_want = torch.autograd.grad(want, student)
     for a, b in zip(g_got, g_want):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduce", ["mean", "elements"])
+def test_every_reading_of_the_combination_runs_on_the_kernels(reduce):
+    pairs = [maps(s, torch.float32, i) for i, s in enumerate(SHAPES[:3])]
+    student, teacher = [p[0] for p in pairs], [p[1] for p in pairs]
+    got = csd_loss(student, teacher, "sample", kernels="triton", reduce=reduce)
+    want = csd_loss(student, teacher, "sample", reduce=reduce)  # the torch path, against a hand computation
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_a_student_equal_to_its_teacher_has_zero_loss_and_zero_gradient():

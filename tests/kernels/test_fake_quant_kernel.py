@@ -7,6 +7,12 @@ are not a multiple of the tile); gradients of x, step and offset within 1e-6 of 
 from __future__ import annotations
 
 import pytest
+
+from tests.kernels import NO_TRITON
+
+if NO_TRITON:  # the kernels need Triton; the torch path they are checked against is tested elsewhere
+    pytest.skip(NO_TRITON, allow_module_level=True)
+
 import torch
 
 from fpq.kernels import fake_quant as fq_k

@@ -6,6 +6,12 @@ from __future__ import annotations
 import copy
 
 import pytest
+
+from tests.kernels import NO_TRITON
+
+if NO_TRITON:  # the kernels need Triton; the torch path they are checked against is tested elsewhere
+    pytest.skip(NO_TRITON, allow_module_level=True)
+
 import torch
 
 from fpq.config import QuantConfig, RuntimeConfig

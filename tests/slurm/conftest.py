@@ -9,9 +9,10 @@ from tests.slurm.cluster import Cluster, ClusterUnavailable
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """Installs SLURM and munge if missing (tests/slurm/install.sh), starts the cluster, and when
-    the session ends stops every daemon it started and removes its folder. Where SLURM cannot be
-    installed the tests skip saying why, except in CI (CI=true), where they fail."""
+    """Starts the cluster (SLURM and munge must be installed: tests/slurm/install.sh, which .ci/run
+    runs; the tests install nothing), and when the session ends stops every daemon it started and
+    removes its folder. Where SLURM is missing the tests skip saying why, except in CI (CI=true),
+    where they fail."""
     try:
         cluster = Cluster.start()
     except ClusterUnavailable as err:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs SLURM (slurm-wlm: slurmctld, slurmd and the client commands) and munge from the Debian or
 # Ubuntu archive when a binary is missing; a no-op where they are installed. Needs root or
-# passwordless sudo. Exit 3: they are missing and cannot be installed here.
+# passwordless sudo. Exit 3: they are missing and cannot be installed here. With --check it only
+# says whether they are installed (exit 3 and the missing binaries if not): what the tests run,
+# since nothing under tests/ installs system packages (.ci/run runs this script without --check).
 set -euo pipefail
 
 missing=0
@@ -9,6 +11,10 @@ for binary in munged slurmctld slurmd sbatch squeue sinfo scancel scontrol; do
     command -v "$binary" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$binary" >/dev/null || missing=1
 done
 [ "$missing" = 0 ] && exit 0
+if [ "${1:-}" = "--check" ]; then
+    echo "slurm-wlm and munge are not installed (tests/slurm/install.sh installs them, as root or with sudo)" >&2
+    exit 3
+fi
 
 if [ "$(id -u)" = 0 ]; then
     as_root=()

@@ -8,7 +8,8 @@
 # (stand-in device files in gres.conf), so a job asking for `--gpus=1 --cpus-per-task=4
 # --mem 24000` is scheduled as on a GPU cluster, then runs on this machine's CPU. Finished jobs
 # stay visible to `squeue --states=all` for a day (MinJobAge), as the executor plugin's squeue
-# status command needs. Exit 3: SLURM is not installed and cannot be (tests/slurm/install.sh).
+# status command needs. Exit 3: SLURM is not installed (it installs nothing: tests/slurm/install.sh
+# does, as .ci/run runs it before the tests).
 set -euo pipefail
 
 DIR=${1:?usage: start_cluster.sh DIR}
@@ -16,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PARTITION=test  # tests/slurm/cluster.py names it too
 export PATH="$PATH:/usr/sbin"
 
-"$HERE/install.sh"
+"$HERE/install.sh" --check
 mkdir -p "$DIR" && chmod 700 "$DIR"
 DIR=$(cd "$DIR" && pwd)
 mkdir -m 700 -p "$DIR/munge" "$DIR/state" "$DIR/spool"
