@@ -58,7 +58,8 @@ def gradient_norms(objective: Objective, model: nn.Module, x: torch.Tensor, y: t
 def epoch_composition(objective: Objective, model: nn.Module, probe: tuple | None) -> dict:
     """The row keys of one epoch: `loss_parts` (each part's mean over the epoch's images, with the
     steps recorded; absent where the step recorded nothing), each piece's `epoch_stats`, and
-    `grad_norms` on the probe batch."""
+    `grad_norms` on the probe batch. The pieces' counts are zero after it: what the probe drew is
+    not the next epoch's (a resumed run, which has no probe before its first epoch, counts the same)."""
     row = {}
     parts = objective.take_parts()
     if parts["steps"]:
@@ -70,6 +71,8 @@ def epoch_composition(objective: Objective, model: nn.Module, probe: tuple | Non
             row["grad_norms"] = gradient_norms(objective, model, *probe)
         except RuntimeError as err:  # a probe the device refuses (e.g. beside a CUDA graph) costs the run nothing
             row["grad_norms_failed"] = f"{type(err).__name__}: {err}"[:300]
+        for piece in objective.spec.parts:
+            piece.epoch_stats(model)  # drops what the probe counted (its SFP gates): the next epoch counts steps only
     return row
 
 

@@ -65,3 +65,23 @@ def test_the_gradient_probe_is_each_parts_own_gradient_and_leaves_the_run_as_it_
     direct = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     assert norms["ce"] == pytest.approx(float(direct), rel=1e-5)
     assert METHODS[cfg.method].pieces == ("csd",) and norms["csd"] > 0
+
+
+def test_the_probe_leaves_no_count_for_the_next_epoch(quick_teacher, mini_npz):
+    """The probe's forward draws SFP gates; they are not the next epoch's steps (else a resumed run,
+    whose process has no probe before its first epoch, reports another share than an uninterrupted one)."""
+    from fpq.method.perturb import StochasticFeaturePerturbation
+    from fpq.run.composition import epoch_composition
+
+    cfg = load_config(qat_config(mini_npz, quick_teacher, "fpq", (2, 4), sfp_p=0.5))
+    teacher = create_model("resnet20", 10)
+    teacher.load_state_dict(torch.load(quick_teacher, weights_only=False)["state_dict"])
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10
+    student = prepare_student(cfg, teacher, x, torch.device("cpu")).train()
+    objective = make_objective(cfg, student, teacher.eval())
+    gates = [m for m in student.modules() if isinstance(m, StochasticFeaturePerturbation)]
+    student(x)  # an epoch's step: one draw per gate
+    row = epoch_composition(objective, student, (x, y))
+    assert "sfp_fired" in row and "grad_norms" in row
+    assert [g.draws for g in gates] == [0] * len(gates)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from fpq.plan.grid import expand, load_workflow_config
+from fpq.plan.table_specs import TABLES
 from tests.slurm.cluster import PARTITION
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -114,7 +115,8 @@ def test_every_gpu_job_is_a_slurm_job_and_the_tables_equal_the_local_run(runs, s
 
     local, slurm = runs["base"] / "local" / "tables", runs["base"] / "slurm" / "tables"
     names = sorted(p.name for p in local.iterdir() if p.suffix in (".md", ".tex"))
-    assert len(names) == 11 and names == sorted(p.name for p in slurm.iterdir() if p.suffix in (".md", ".tex"))
+    every = sorted(["claims.md"] + [f"{spec.name}{ext}" for spec in TABLES for ext in (".md", ".tex")])
+    assert names == every and names == sorted(p.name for p in slurm.iterdir() if p.suffix in (".md", ".tex"))
     for name in names:
         assert (slurm / name).read_bytes() == (local / name).read_bytes(), name
 
