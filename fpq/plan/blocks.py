@@ -60,7 +60,29 @@ def read_block(path: str | Path) -> Block:
         info = json.loads((path / "run.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise DataError(f"{path}/run.json is not readable JSON ({err})") from None
-    return Block(path.name, path, info, read_index(path / "results" / "index.json"))
+    block = Block(path.name, path, info, read_index(path / "results" / "index.json"))
+    check_agrees(block)
+    return block
+
+
+def check_agrees(block: Block) -> None:
+    """A block's run.json says what its results hold (its finished runs, its teachers' top-1), else
+    DataError: a run added, removed or edited by hand after `make_block` would count unseen."""
+    runs = block.results / "runs"
+    finished = sorted(p.name for p in runs.iterdir() if (p / "metrics.json").is_file()) if runs.is_dir() else []
+    said = block.info.get("finished_runs")
+    if said is not None and said != len(finished):
+        raise DataError(f"block {block.path}: run.json says {said} finished runs, results/runs holds {len(finished)}: "
+                        f"it was changed after it was made; make it again from its pack (`fpq unpack PACK --block`)")
+    strays = [rid for rid in finished if rid not in block.index.runs]
+    if strays:
+        raise DataError(f"block {block.path}: results/runs/{strays[0]} is not in the block's index.json "
+                        f"({len(strays)} such runs): it was added after the block was made")
+    for rid, top1 in (block.info.get("teacher_top1") or {}).items():
+        final = _metrics(runs / rid).get("final") or {}
+        if final.get("top1") != top1:
+            raise DataError(f"block {block.path}: run.json gives teacher {rid} top-1 {top1}, its metrics.json "
+                            f"{final.get('top1')}: the block was changed after it was made")
 
 
 def read_blocks(root: str | Path | None) -> list[Block]:
@@ -116,6 +138,32 @@ def finished_seeds(config: dict, blocks: list[Block]) -> dict[int, list[str]]:
         by_seed.setdefault(plan.runs[rid].cell.seed, []).append(rid)
     done = {seed: [b.name for b in blocks if all(b.finished(rid) for rid in ids)] for seed, ids in by_seed.items()}
     return {seed: names for seed, names in done.items() if names}
+
+
+def counted_runs(results: str | Path, blocks: list[Block]) -> dict[str, str]:
+    """{run id: block name} of each run under `results`/runs whose metrics.json a block already
+    holds, byte for byte: that block's run, left in the results folder after it was packed."""
+    runs, counted = Path(results) / "runs", {}
+    for block in blocks:
+        for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
+            theirs = block.results / "runs" / folder.name / "metrics.json"
+            if (folder / "metrics.json").is_file() and theirs.is_file() and \
+                    theirs.read_bytes() == (folder / "metrics.json").read_bytes():
+                counted.setdefault(folder.name, block.name)
+    return counted
+
+
+def check_counted_once(config: dict) -> None:
+    """A sitting does not start over a results folder that holds runs a block already counts (the
+    last sitting's, not cleared): its pack would bring them again, and its students would pair with
+    that block's teacher. ConfigError naming the folder, the block and what to do."""
+    blocks = read_blocks(blocks_folder(config))
+    counted = counted_runs(config["results"], blocks) if blocks else {}
+    if counted:
+        rid, block = next(iter(counted.items()))
+        raise ConfigError(f"results folder {config['results']} holds {len(counted)} runs that block {block} already "
+                          f"counts ({rid} ...): a sitting over them would count them twice; move that folder "
+                          f"aside (or delete it) before the next sitting")
 
 
 def blocks_folder(config: dict) -> str:

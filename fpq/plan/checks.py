@@ -6,18 +6,18 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from fpq.errors import ConfigError
+from fpq.errors import ConfigError, DataError
 from fpq.plan.grid import Plan
 
 
 @contextmanager
 def one_line_errors():
-    """A ConfigError raised while Snakemake reads the workflow ends it with the one `fpq: error: ...`
-    line and exit status 2, as the fpq command does: Snakemake would print it as `ConfigError in file
-    ...` followed by the traceback lines of the Snakefile and fpq."""
+    """A ConfigError (or a DataError: a damaged block) raised while Snakemake reads the workflow ends
+    it with the one `fpq: error: ...` line and exit status 2, as the fpq command does: Snakemake would
+    print it as `ConfigError in file ...` followed by the traceback lines of the Snakefile and fpq."""
     try:
         yield
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         print(f"fpq: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -5,7 +5,7 @@ import re
 
 import snakemake.rules as workflow_rules
 
-from fpq.plan.blocks import blocks_folder, read_blocks, sitting_config
+from fpq.plan.blocks import blocks_folder, check_counted_once, read_blocks, sitting_config
 from fpq.plan.budget import load_timings, run_seconds
 from fpq.config import effective_json, to_dict
 from fpq.plan.checks import check_data_files, one_line_errors
@@ -15,6 +15,7 @@ from fpq.plan.order import job_priority, stage_priority
 # A study made of sittings (config `blocks:`, fpq.plan.blocks): this sitting trains its own teacher
 # and the seeds that no committed block finished; nothing a block finished is rerun.
 with one_line_errors():
+    check_counted_once(config)  # no run a block already counts is in this sitting's results folder
     PLAN = expand_plan(sitting_config(config))
     check_data_files(PLAN, SOURCE)  # a missing .npz stops here, naming its config key
 CALLABLE_PRIORITY = hasattr(workflow_rules.Rule, "expand_priority")
