@@ -37,6 +37,7 @@ elif [ "${CONTINUATION:-0}" != 1 ]; then
 fi
 . "$STATE"
 KERNELS=${KERNELS:-torch}
+export FPQ_KERNEL_TUNING=${KERNEL_TUNING:-}  # the tiles the harness measured fastest (kernels=triton only)
 echo "== the reference run: cuda_graph=$CUDA_GRAPH, kernels=$KERNELS, $JOBS_PER_GPU jobs per GPU, MPS $FPQ_MPS"
 CONFIG=${REFERENCE_CONFIG:-config/reference.yaml}
 # Same run identities either way (speed keys are not part of them): the path the harness chose.

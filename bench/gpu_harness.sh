@@ -15,6 +15,7 @@
 #  0. FP, LSQ, LSQ+CSD, FPQ on the CUDA graph with the Triton kernels (runtime.kernels=triton) and
 #     with the torch path, side by side; agree-triton: the kernels against the torch path from one
 #     state (50 steps' losses of LSQ+CSD; one epoch's train and test accuracy each with the data);
+#     0b. the kernels' tile sizes and warps (bench/kernel_tiles.py: tiles.json, the pick);
 #  1. agree: the graph step against the eager step from one state (50 steps' losses; one epoch's
 #     test accuracy each when .devdata/cifar10.npz is there);
 #  2. FP, LSQ, FPQ, LSQ+CSD, each eager (paper.yaml's CUDA keys without compile: bf16, bf16 teacher,
@@ -50,6 +51,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   TBOX=300  # the triton rows run in Triton's interpreter on the CPU: minutes, not seconds
   TSIZE=(--batch 2)  # ... so on 2 images a step; the config's own row takes the CPU's torch path
   CONFIG_INTERPRET=0
+  TILES=(--batch 2 --size 8 --repeats 1 --seconds 4); TILES_BOX=120  # the interpreter: plumbing, not speed
   OTHER_ARCHS=${OTHER_ARCHS:-resnet20}
   DATA=none
 else
@@ -58,6 +60,7 @@ else
   MIN_LEFT=12; BOX=${BOX:-25}; SHARE_BOX=${SHARE_BOX:-30}
   TBOX=${TBOX:-$BOX}
   TSIZE=(); CONFIG_INTERPRET=${TRITON_INTERPRET:-0}
+  TILES=(--seconds 40); TILES_BOX=${TILES_BOX:-50}
   OTHER_ARCHS=${OTHER_ARCHS:-resnet20 mobilenetv2 resnet50 mobilenetv1}
 fi
 
@@ -112,6 +115,17 @@ for p in fp lsq lsq+csd fpq; do
   path "$CORE" "$p" graph "$GRAPH" "$BOX"
 done
 path "$CORE" agree-triton graph-triton "$TRITON" $(( TBOX > 90 ? TBOX : 90 )) "${AGREE_ARGS[@]}" "${TSIZE[@]}"
+# 0b. The kernels' tiles and warps: each candidate timed on ResNet-18's maps, its row in tiles.json
+#     at once; gpu_report.py --choose passes the fastest agreeing one on (KERNEL_TUNING).
+LEFT=$(( BUDGET_S - ($(date +%s) - START) ))
+if [ "$LEFT" -ge "$MIN_LEFT" ]; then
+  BOX_T=$(( TILES_BOX < LEFT ? TILES_BOX : LEFT ))
+  echo "== kernel tiles (box ${BOX_T}s)" >> "$LOG"
+  timeout -k 5 "$BOX_T" python3 bench/kernel_tiles.py --json "$OUT/tiles.json" "${TILES[@]}" >> "$LOG" 2>&1
+  tail -n 1 "$LOG"
+else
+  echo "kernel tiles: not run (the budget is spent)" | tee -a "$LOG"
+fi
 # 1. Graph against eager from one state (before the eager rows: a box cut short after it still
 #    leaves the graph chosen, gpu_report.py's "fpq [eager] not measured").
 path "$CORE" agree graph "$GRAPH" 60 "${AGREE_ARGS[@]}"

@@ -19,6 +19,10 @@ import re
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # fpq.kernels.tuning (torch-free), for the tiles' pick
+    sys.path.insert(0, str(REPO))
+
 SUMMARY_PATHS = ("fp", "lsq", "lsq+csd", "fpq")
 PIECE_PATHS = ("teacher", "csd", "csd-reference", "sfp", "hessian")
 BUILD_LIMIT_S = 10.0
@@ -218,6 +222,37 @@ def session_verdicts(rows: list[dict], variant: str = "auto") -> list[str]:
     return out
 
 
+def tiles_pick(folder: Path) -> str:
+    """The FPQ_KERNEL_TUNING value of the harness's tile rows (tiles.json; '' for the defaults)."""
+    from kernel_tiles import pick
+
+    from fpq.kernels.tuning import spell
+
+    rows = json.loads((folder / "tiles.json").read_text()) if (folder / "tiles.json").is_file() else []
+    return spell(pick(rows))
+
+
+def tiles_lines(folder: Path) -> list[str]:
+    """The report's lines on the kernels' tiles: each family's fastest agreeing candidate against the default."""
+    from kernel_tiles import FAMILIES
+
+    from fpq.kernels.tuning import DEFAULT
+
+    rows = json.loads((folder / "tiles.json").read_text()) if (folder / "tiles.json").is_file() else []
+    out = []
+    for family, keys in FAMILIES.items():
+        ok = [r for r in rows if r["family"] == family and r["status"] == "ok"]
+        default = next((r for r in ok if all(r[k] == DEFAULT[k] for k in keys)), None)
+        good = [r for r in ok if r["agrees"]]
+        if default and good:
+            best = min(good, key=lambda r: r["s_per_step"])
+            name = ", ".join(f"{k}={best[k]}" for k in keys)
+            out.append(f"- {family} tiles: {name} {1e3 * best['s_per_step']:.2f} ms a step against the default's "
+                       f"{1e3 * default['s_per_step']:.2f} ms (**{default['s_per_step'] / best['s_per_step']:.2f}x**; "
+                       f"{len(ok)} candidates, {len(ok) - len(good)} disagreeing)")
+    return out
+
+
 def campaign_choice(summary: dict, arch: str = "resnet18", floor: int = 3) -> dict:
     """What the reference run takes from the harness: the CUDA graph or not, the Triton kernels or
     the torch path (triton only where it agreed and was faster), and jobs per GPU (the
@@ -245,12 +280,15 @@ def main(argv=None) -> int:
         print(f"no benchmark rows in {args.folder}", file=sys.stderr)
         return 1
     if args.choose:
-        print("\n".join(f"{k}={v}" for k, v in campaign_choice(summary(session, args.variant)).items()))
+        choice = campaign_choice(summary(session, args.variant))
+        if choice["KERNELS"] == "triton":
+            choice["KERNEL_TUNING"] = f"'{tiles_pick(Path(args.folder))}'"
+        print("\n".join(f"{k}={v}" for k, v in choice.items()))
         return 0
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary(session, args.variant), indent=2) + "\n")
     print(session_table(session) + "\n")
-    print("\n".join(session_verdicts(session, args.variant)))
+    print("\n".join(session_verdicts(session, args.variant) + tiles_lines(Path(args.folder))))
     return 0
 
 

@@ -77,6 +77,10 @@ def test_the_harness_smoke_run_writes_a_row_for_every_path(tmp_path):
     assert summary["path"]["variant"] == "eager"  # no captured graph on the CPU: the graph is not chosen
     assert summary["resnet20"]["fp"] == fp["s_per_epoch"] and summary["resnet20"]["lsq"] == "over 1 s"
     assert summary["resnet20"]["build_s"]["fp"] == fp["build_s"]
+    tiles = json.loads((out / "tiles.json").read_text())  # the kernels' tiles: the default first, each agreeing
+    assert [r["family"] for r in tiles if r["status"] == "ok"][:1] == ["fake_quant"]
+    assert {r["family"] for r in tiles} == {"fake_quant", "csd"} and all(r["agrees"] for r in tiles if r["status"] == "ok")
+    assert "- fake_quant tiles: " in (out / "report.md").read_text()
     timings = tmp_path / "epoch_seconds.yaml"
     timings.write_text((REPO / "config" / "epoch_seconds.yaml").read_text())
     wrote = subprocess.run(["python", "bench/write_timings.py", "--summary", str(out / "summary.json"),
@@ -93,6 +97,7 @@ def test_a_harness_whose_budget_is_spent_writes_every_path_not_run(tmp_path):
     rows = smoke_harness(tmp_path / "out", budget_s=0)
     assert sorted((r["arch"], r["path"], r["variant"]) for r in rows) == SMOKE_ROWS
     assert {(r["status"], r["s_per_epoch"]) for r in rows} == {("skipped", "not run (session budget spent)")}
+    assert not (tmp_path / "out" / "tiles.json").exists()  # nor the kernels' tiles
     assert (tmp_path / "out" / "report.md").is_file() and json.loads((tmp_path / "out" / "summary.json").read_text())
 
 
@@ -224,3 +229,15 @@ def test_the_campaign_takes_the_triton_kernels_only_where_they_agreed_and_are_fa
     choice = report.campaign_choice({"path": {"variant": variant}})
     assert choice["CUDA_GRAPH"] == ("false" if chosen == "eager" else "true")
     assert choice["KERNELS"] == ("triton" if chosen == "graph-triton" else "torch")
+
+
+def test_the_tiles_pick_is_the_fastest_candidate_that_agrees():
+    tiles = load_bench("kernel_tiles")
+    rows = [{"family": "fake_quant", "fq_tile": 4096, "fq_warps": 4, "status": "ok", "s_per_step": 2.0, "agrees": True},
+            {"family": "fake_quant", "fq_tile": 8192, "fq_warps": 8, "status": "ok", "s_per_step": 0.5, "agrees": False},
+            {"family": "fake_quant", "fq_tile": 2048, "fq_warps": 8, "status": "ok", "s_per_step": 1.0, "agrees": True},
+            {"family": "csd", "csd_block_c": 64, "csd_block_hw": 32, "csd_warps": 8, "status": "failed: OutOfResources"}]
+    chosen = tiles.pick(rows)
+    assert (chosen["fq_tile"], chosen["fq_warps"]) == (2048, 8)  # the faster one disagreed: never picked
+    assert chosen["csd_block_c"] == 32  # no csd row measured: the default
+    assert tiles.candidates("csd")[0] == {"csd_block_c": 32, "csd_block_hw": 64, "csd_warps": 4}  # default first

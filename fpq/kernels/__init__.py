@@ -7,8 +7,8 @@ their backward ops) so that they run eagerly, inside the CUDA-graph step and und
 
 Owns no formula of its own: each kernel computes exactly the formula of its torch twin
 (`fpq.quant.functional`, `fpq.method.distill`), and tests/kernels proves them equal in Triton's
-interpreter (TRITON_INTERPRET=1, CPU tensors). Imports torch and Triton only, nothing of fpq, so
-every layer above may use it. This `__init__` imports neither: `available()` says whether the
+interpreter (TRITON_INTERPRET=1, CPU tensors). Imports torch and Triton only, nothing of fpq outside this
+package (its launch parameters are `tuning`), so every layer above may use it. This `__init__` imports neither: `available()` says whether the
 kernels can be loaded here, and `fpq.kernels.ops` is imported on first use.
 """
 from __future__ import annotations

@@ -20,13 +20,17 @@ import triton
 import triton.language as tl
 
 from fpq.kernels.fake_quant import exact_cast
+from fpq.kernels.tuning import current
 
 MOMENTS = 5  # S1, S2, T1, T2, X
 
 
 def blocks(channels: int, hw: int) -> tuple[int, int]:
-    """Tile sizes: up to 32 channels by up to 64 spatial positions, no wider than the map."""
-    return min(32, triton.next_power_of_2(channels)), min(64, triton.next_power_of_2(hw))
+    """Tile sizes: up to 32 channels by up to 64 spatial positions by default (`fpq.kernels.tuning`:
+    csd_block_c, csd_block_hw), no wider than the map."""
+    params = current()
+    return (min(params["csd_block_c"], triton.next_power_of_2(channels)),
+            min(params["csd_block_hw"], triton.next_power_of_2(hw)))
 
 
 @triton.jit

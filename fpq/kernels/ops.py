@@ -15,6 +15,7 @@ import triton
 
 from fpq.kernels import csd as csd_k
 from fpq.kernels import fake_quant as fq_k
+from fpq.kernels.tuning import current, warps
 
 NOISE = {None: 0, "after": 1, "before": 2}  # SFP placement -> the kernels' NOISE constant
 
@@ -59,7 +60,7 @@ def _fake_quant(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor, gate:
         fq_k.fake_quant_fwd_kernel[fq_k.grid(per_channel, channels)](
             x, out, step.contiguous(), offset.contiguous(), _scalar(gate, x, torch.float32),
             _scalar(seed, x, torch.int32), channels, per_channel, qmax, SHIFT=shift, NOISE=noise, ROWS=rows,
-            BLOCK_SIZE=block)
+            BLOCK_SIZE=block, num_warps=warps(rows * block, current()["fq_warps"]))
     return out
 
 
@@ -87,7 +88,8 @@ def _fake_quant_backward(grad: torch.Tensor, x: torch.Tensor, step: torch.Tensor
         fq_k.fake_quant_bwd_kernel[grid](
             grad, x, grad_x, step_parts, offset_parts, step.contiguous(), offset.contiguous(),
             _scalar(gate, x, torch.float32), _scalar(seed, x, torch.int32), channels, per_channel, qmax, blocks,
-            SHIFT=shift, NOISE=noise, NEED_STEP=need_step, NEED_OFFSET=need_offset, ROWS=rows, BLOCK_SIZE=block)
+            SHIFT=shift, NOISE=noise, NEED_STEP=need_step, NEED_OFFSET=need_offset, ROWS=rows, BLOCK_SIZE=block,
+            num_warps=warps(rows * block, current()["fq_warps"]))
     # The second, small reduction: torch's sum over each row's block partials, in a fixed order.
     return grad_x, step_parts.sum(1), offset_parts.sum(1)
 
@@ -149,7 +151,8 @@ def _csd_moments(zs: torch.Tensor, zt: torch.Tensor, sample: bool) -> torch.Tens
     block_c, block_hw = csd_k.blocks(c, h * w)
     with _device(zs):
         csd_k.csd_moments_kernel[(n, triton.cdiv(c, block_c))](
-            zs, zt, out, n * c, c, h * w, *ss, *ts, SAMPLE=sample, BLOCK_C=block_c, BLOCK_HW=block_hw)
+            zs, zt, out, n * c, c, h * w, *ss, *ts, SAMPLE=sample, BLOCK_C=block_c, BLOCK_HW=block_hw,
+            num_warps=warps(block_c * block_hw, current()["csd_warps"]))
     return out
 
 
@@ -169,7 +172,7 @@ def _csd_grad(zs: torch.Tensor, zt: torch.Tensor, coef: torch.Tensor) -> torch.T
     with _device(zs):
         csd_k.csd_grad_kernel[(n, triton.cdiv(c, block_c), triton.cdiv(h * w, block_hw))](
             zs, zt, dz, coef, c, h * w, *ss, *ts, c if coef.shape[1] > 1 else 0, coef.shape[1] * c,
-            BLOCK_C=block_c, BLOCK_HW=block_hw)
+            BLOCK_C=block_c, BLOCK_HW=block_hw, num_warps=warps(block_c * block_hw, current()["csd_warps"]))
     return dz
 
 

@@ -366,6 +366,10 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     if cfg.runtime.compile and this_process:
         metrics["compile_seconds"] = compile_seconds(this_process)
     metrics["precision"]["kernels_in_force"] = kernels
+    if kernels == "triton":  # the launch parameters in force (FPQ_KERNEL_TUNING; '' is the defaults)
+        from fpq.kernels.tuning import current, spell
+
+        metrics["precision"]["kernel_tuning"] = spell(current()) or "default"
     graphs = graph_report(step, forward)
     if graphs is not None:
         metrics["precision"]["cuda_graph"] = graphs

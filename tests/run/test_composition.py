@@ -47,14 +47,19 @@ def test_sfp_fired_is_the_share_of_gates_that_perturbed(quick_teacher, mini_npz,
     assert fired(0.0) is None  # p = 0 draws no gate at all
 
 
-def test_the_gradient_probe_is_each_parts_own_gradient_and_leaves_the_run_as_it_was(quick_teacher, mini_npz):
-    cfg = load_config(qat_config(mini_npz, quick_teacher, "lsq+csd", (2, 4)))
+def probe_setup(teacher_file, npz, method: str, **quant):
+    """(config, student in train mode, its objective, a batch x, y) on the quick teacher."""
+    cfg = load_config(qat_config(npz, teacher_file, method, (2, 4), **quant))
     teacher = create_model("resnet20", 10)
-    teacher.load_state_dict(torch.load(quick_teacher, weights_only=False)["state_dict"])
+    teacher.load_state_dict(torch.load(teacher_file, weights_only=False)["state_dict"])
     torch.manual_seed(0)
     x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10
     student = prepare_student(cfg, teacher, x, torch.device("cpu")).train()
-    objective = make_objective(cfg, student, teacher.eval())
+    return cfg, student, make_objective(cfg, student, teacher.eval()), x, y
+
+
+def test_the_gradient_probe_is_each_parts_own_gradient_and_leaves_the_run_as_it_was(quick_teacher, mini_npz):
+    cfg, student, objective, x, y = probe_setup(quick_teacher, mini_npz, "lsq+csd")
     bn = {n: b.clone() for n, b in student.named_buffers()}
     rng = torch.get_rng_state()
     norms = gradient_norms(objective, student, x, y)
@@ -73,13 +78,7 @@ def test_the_probe_leaves_no_count_for_the_next_epoch(quick_teacher, mini_npz):
     from fpq.method.perturb import StochasticFeaturePerturbation
     from fpq.run.composition import epoch_composition
 
-    cfg = load_config(qat_config(mini_npz, quick_teacher, "fpq", (2, 4), sfp_p=0.5))
-    teacher = create_model("resnet20", 10)
-    teacher.load_state_dict(torch.load(quick_teacher, weights_only=False)["state_dict"])
-    torch.manual_seed(0)
-    x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10
-    student = prepare_student(cfg, teacher, x, torch.device("cpu")).train()
-    objective = make_objective(cfg, student, teacher.eval())
+    _, student, objective, x, y = probe_setup(quick_teacher, mini_npz, "fpq", sfp_p=0.5)
     gates = [m for m in student.modules() if isinstance(m, StochasticFeaturePerturbation)]
     student(x)  # an epoch's step: one draw per gate
     row = epoch_composition(objective, student, (x, y))
