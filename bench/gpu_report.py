@@ -224,32 +224,31 @@ def session_verdicts(rows: list[dict], variant: str = "auto") -> list[str]:
 
 def tiles_pick(folder: Path) -> str:
     """The FPQ_KERNEL_TUNING value of the harness's tile rows (tiles.json; '' for the defaults)."""
-    from kernel_tiles import pick
+    from kernel_tiles import pick, read_rows
 
     from fpq.kernels.tuning import spell
 
-    rows = json.loads((folder / "tiles.json").read_text()) if (folder / "tiles.json").is_file() else []
-    return spell(pick(rows))
+    return spell(pick(read_rows(folder / "tiles.json")))
 
 
 def tiles_lines(folder: Path) -> list[str]:
     """The report's lines on the kernels' tiles: each family's fastest agreeing candidate against the default."""
-    from kernel_tiles import FAMILIES
+    from kernel_tiles import FAMILIES, fastest, read_rows
 
     from fpq.kernels.tuning import DEFAULT
 
-    rows = json.loads((folder / "tiles.json").read_text()) if (folder / "tiles.json").is_file() else []
+    rows = read_rows(folder / "tiles.json")
     out = []
     for family, keys in FAMILIES.items():
         ok = [r for r in rows if r["family"] == family and r["status"] == "ok"]
         default = next((r for r in ok if all(r[k] == DEFAULT[k] for k in keys)), None)
-        good = [r for r in ok if r["agrees"]]
-        if default and good:
-            best = min(good, key=lambda r: r["s_per_step"])
+        best = fastest(rows, family)
+        if default and best:
             name = ", ".join(f"{k}={best[k]}" for k in keys)
+            disagreeing = sum(not r["agrees"] for r in ok)
             out.append(f"- {family} tiles: {name} {1e3 * best['s_per_step']:.2f} ms a step against the default's "
                        f"{1e3 * default['s_per_step']:.2f} ms (**{default['s_per_step'] / best['s_per_step']:.2f}x**; "
-                       f"{len(ok)} candidates, {len(ok) - len(good)} disagreeing)")
+                       f"{len(ok)} candidates, {disagreeing} disagreeing)")
     return out
 
 

@@ -97,6 +97,13 @@ class Recorder:
                               "dims": first.dim()})
 
 
+def kernel_module(name: str):
+    """The module that holds kernel `name` (fpq.kernels.fake_quant or fpq.kernels.csd)."""
+    from fpq.kernels import csd, fake_quant
+
+    return fake_quant if name.startswith("fake_quant") else csd
+
+
 def _plain(value):
     return value.value if hasattr(value, "value") else value
 
@@ -105,23 +112,19 @@ def record(models=MODELS, cases=CASES, precisions=tuple(PRECISIONS), batch: int 
     """(the specialisations, every launch) of one training step per model x case x precision."""
     import torch
 
-    from fpq.kernels import csd as csd_k
-    from fpq.kernels import fake_quant as fq_k
-
     seen, launches = {}, []
-    originals = {name: getattr(fq_k if name.startswith("fake") else csd_k, name) for name in KERNELS}
+    originals = {name: getattr(kernel_module(name), name) for name in KERNELS}
     try:
         for model in models:
             for label, method, quant in cases:
                 for precision in precisions:
                     case = f"{model} {label} {precision}"
                     for name, kernel in originals.items():
-                        setattr(fq_k if name.startswith("fake") else csd_k, name,
-                                Recorder(kernel, seen, launches, case))
+                        setattr(kernel_module(name), name, Recorder(kernel, seen, launches, case))
                     _one_step(model, method, quant, *PRECISIONS[precision], batch)
     finally:
         for name, kernel in originals.items():
-            setattr(fq_k if name.startswith("fake") else csd_k, name, kernel)
+            setattr(kernel_module(name), name, kernel)
     torch.set_grad_enabled(True)
     return list(seen.values()), launches
 
@@ -166,10 +169,7 @@ def compile_spec(spec: dict, arch: str) -> dict:
     from triton.backends.compiler import BaseBackend, GPUTarget
     from triton.compiler import ASTSource
 
-    from fpq.kernels import csd as csd_k
-    from fpq.kernels import fake_quant as fq_k
-
-    fn = getattr(fq_k if spec["kernel"].startswith("fake") else csd_k, spec["kernel"])
+    fn = getattr(kernel_module(spec["kernel"]), spec["kernel"])
     attrs = {(fn.arg_names.index(name),): BaseBackend.parse_attr(attr) for name, attr in spec["attrs"].items()}
     row = {"kernel": spec["kernel"], "arch": arch, "spec": describe(spec), "num_warps": spec["num_warps"],
            "aligned": aligned(spec), "element_bits": element_bits(spec)}

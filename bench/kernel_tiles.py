@@ -163,18 +163,27 @@ def measure(args) -> list[dict]:
 
 def write(path: Path | None, row: dict) -> dict:
     if path is not None:
-        rows = json.loads(path.read_text()) if path.is_file() else []
-        path.write_text(json.dumps(rows + [row], indent=1) + "\n")
+        path.write_text(json.dumps(read_rows(path) + [row], indent=1) + "\n")
     return row
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a tiles.json ([] where there is none: the harness did not reach it)."""
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def fastest(rows: list[dict], family: str) -> dict | None:
+    """The family's fastest measured candidate whose values agree with the default's, or None."""
+    good = [r for r in rows if r["family"] == family and r["status"] == "ok" and r["agrees"]]
+    return min(good, key=lambda r: r["s_per_step"], default=None)
 
 
 def pick(rows: list[dict]) -> dict[str, int]:
     """The fastest agreeing candidate of each family (the default where none was measured)."""
     chosen = dict(tuning.DEFAULT)
     for family, keys in FAMILIES.items():
-        ok = [r for r in rows if r["family"] == family and r["status"] == "ok" and r["agrees"]]
-        if ok:
-            best = min(ok, key=lambda r: r["s_per_step"])
+        best = fastest(rows, family)
+        if best is not None:
             chosen.update({k: best[k] for k in keys})
     return chosen
 

@@ -117,15 +117,15 @@ def fake_quant_bwd_kernel(grad_ptr, x_ptr, grad_x_ptr, step_sum_ptr, offset_sum_
         tl.store(offset_sum_ptr + parts, tl.sum(tl.where(inside, 0.0, grad), axis=1), mask=row_mask)
 
 
-def tiles(per_channel: int, channels: int, tile: int | None = None) -> tuple[int, int]:
-    """(ROWS, BLOCK_SIZE): up to `tile` elements a program (`fpq.kernels.tuning`'s fq_tile), whole
-    rows of short channels together (a depthwise conv's 9 weights per channel would otherwise be
-    one tiny program each)."""
-    tile = tile or current()["fq_tile"]
+def tiles(per_channel: int, channels: int) -> tuple[int, int]:
+    """(ROWS, BLOCK_SIZE): up to `fpq.kernels.tuning`'s fq_tile elements a program, whole rows of
+    short channels together (a depthwise conv's 9 weights per channel would otherwise be one tiny
+    program each)."""
+    tile = current()["fq_tile"]
     block = min(tile, triton.next_power_of_2(per_channel))
     return min(triton.next_power_of_2(channels), max(1, tile // block)), block
 
 
-def grid(per_channel: int, channels: int, tile: int | None = None) -> tuple[int, int]:
-    rows, block = tiles(per_channel, channels, tile)
+def grid(per_channel: int, channels: int) -> tuple[int, int]:
+    rows, block = tiles(per_channel, channels)
     return triton.cdiv(per_channel, block), triton.cdiv(channels, rows)

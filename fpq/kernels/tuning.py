@@ -9,15 +9,16 @@ rounding, as any speed key).
 """
 from __future__ import annotations
 
+import functools
 import os
 
 ENV = "FPQ_KERNEL_TUNING"
 DEFAULT = {"fq_tile": 4096, "fq_warps": 4, "csd_block_c": 32, "csd_block_hw": 64, "csd_warps": 4}
 CANDIDATES = {"fq_tile": (1024, 2048, 4096, 8192), "fq_warps": (2, 4, 8), "csd_block_c": (16, 32, 64),
               "csd_block_hw": (32, 64, 128), "csd_warps": (2, 4, 8)}
-_parsed: dict[str, tuple[str, dict]] = {}
 
 
+@functools.lru_cache(maxsize=8)
 def parse(text: str) -> dict[str, int]:
     """'fq_tile=8192,fq_warps=8' -> DEFAULT with those two set; ValueError naming a bad part.
 
@@ -36,13 +37,9 @@ def parse(text: str) -> dict[str, int]:
 
 
 def current() -> dict[str, int]:
-    """The parameters in force: DEFAULT, with what `FPQ_KERNEL_TUNING` sets (read once per value)."""
-    text = os.environ.get(ENV, "")
-    cached = _parsed.get("last")
-    if cached is None or cached[0] != text:
-        cached = (text, parse(text))
-        _parsed["last"] = cached
-    return cached[1]
+    """The parameters in force: DEFAULT, with what `FPQ_KERNEL_TUNING` sets (parsed once per value;
+    callers read the dict, never change it)."""
+    return parse(os.environ.get(ENV, ""))
 
 
 def warps(elements: int, wanted: int) -> int:

@@ -144,12 +144,15 @@ def counted_runs(results: str | Path, blocks: list[Block]) -> dict[str, str]:
     """{run id: block name} of each run under `results`/runs whose metrics.json a block already
     holds, byte for byte: that block's run, left in the results folder after it was packed."""
     runs, counted = Path(results) / "runs", {}
-    for block in blocks:
-        for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
+    for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
+        if not (folder / "metrics.json").is_file():
+            continue
+        ours = (folder / "metrics.json").read_bytes()
+        for block in blocks:
             theirs = block.results / "runs" / folder.name / "metrics.json"
-            if (folder / "metrics.json").is_file() and theirs.is_file() and \
-                    theirs.read_bytes() == (folder / "metrics.json").read_bytes():
-                counted.setdefault(folder.name, block.name)
+            if theirs.is_file() and theirs.read_bytes() == ours:
+                counted[folder.name] = block.name
+                break
     return counted
 
 
